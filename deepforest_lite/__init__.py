@@ -1,0 +1,86 @@
+"""deepforest_lite: tree crown and bird detection in aerial RGB imagery.
+
+The public API is listed in ``__all__``. Names are imported lazily, so
+``import deepforest_lite`` is fast and torch-free: torch is loaded only when a
+model-related name (``Detector``, ``load_model``, ...) is first used.
+
+Example:
+    >>> import deepforest_lite as dfl
+    >>> det = dfl.load_model()                    # the bundled tree model
+    >>> boxes = det.predict_tile(dfl.get_data("OSBS_029.tif"))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "DeepForestLiteError": "errors",
+    "InvalidInputError": "errors",
+    "ImageReadError": "errors",
+    "RasterError": "errors",
+    "AnnotationError": "errors",
+    "LabelError": "errors",
+    "CheckpointError": "errors",
+    "UnsafeCheckpointError": "errors",
+    "ModelDownloadError": "errors",
+    "DataNotFoundError": "errors",
+    "ConfigError": "errors",
+    # configuration and contracts
+    "ModelConfig": "config",
+    "PredictConfig": "config",
+    "TrainConfig": "config",
+    "empty_boxes": "boxes",
+    "LabelMap": "annotations",
+    "window_grid": "windows",
+    "Window": "windows",
+    "read_image": "raster",
+    "get_data": "data",
+    # model
+    "Detector": "detector",
+    "load_model": "checkpoint",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deepforest_lite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
+    from .annotations import LabelMap
+    from .boxes import empty_boxes
+    from .checkpoint import load_model
+    from .config import ModelConfig, PredictConfig, TrainConfig
+    from .data import get_data
+    from .detector import Detector
+    from .errors import (
+        AnnotationError,
+        CheckpointError,
+        ConfigError,
+        DataNotFoundError,
+        DeepForestLiteError,
+        ImageReadError,
+        InvalidInputError,
+        LabelError,
+        ModelDownloadError,
+        RasterError,
+        UnsafeCheckpointError,
+    )
+    from .raster import read_image
+    from .windows import Window, window_grid

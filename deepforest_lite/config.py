@@ -1,0 +1,265 @@
+"""Every default in one place, as frozen dataclasses.
+
+``ModelConfig`` describes the network and its post-processing and is stored in
+every checkpoint; ``PredictConfig`` holds the tiling settings of
+``predict_tile``; ``TrainConfig`` the training run. :func:`from_mapping` builds
+any of them from a dict (e.g. a YAML file) and rejects unknown keys with a
+message that lists the valid ones. This module is torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import ConfigError, InvalidInputError
+
+__all__ = [
+    "BACKBONES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ModelConfig",
+    "PredictConfig",
+    "TrainConfig",
+    "from_mapping",
+    "load_config_file",
+]
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+RESIZE_MODES: tuple[str, ...] = ("short_side", "scale")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The RetinaNet's architecture and post-processing; stored in every checkpoint.
+
+    The defaults are DeepForest 2.1.0's: ResNet-50, 256-channel FPN P3-P7,
+    torchvision's default anchors (base sizes 32..512 px at P3..P7, three
+    scales and aspect ratios 0.5/1/2 each), windows resized so the short side
+    is 800 px (long side at most 1333 px), ImageNet normalisation of RGB in
+    [0, 1], score threshold 0.1 and NMS IoU threshold 0.05.
+
+    Attributes:
+        backbone: one of :data:`BACKBONES`.
+        score_threshold: boxes scoring below it are dropped, in [0, 1].
+        nms_threshold: IoU above which a lower-scoring box of the same class is
+            suppressed within one image, in [0, 1].
+        detections_per_image: at most this many boxes per image (or window).
+        topk_candidates: boxes kept per FPN level before NMS.
+        resize: ``"short_side"`` (resize every image so its short side is
+            ``min_size`` px, long side at most ``max_size`` px: DeepForest's
+            behaviour) or ``"scale"`` (multiply both sides by ``scale_factor``).
+        min_size, max_size: sizes in px for ``resize="short_side"``.
+        scale_factor: factor for ``resize="scale"`` (1.0 = native resolution).
+        anchor_sizes: base anchor side in px (network input scale) for P3..P7.
+        fpn_channels: channels of every FPN level and of the heads.
+        frozen_batchnorm: ``True`` uses torchvision's FrozenBatchNorm2d in the
+            backbone (pretrained backbones, DeepForest checkpoints); ``False``
+            trainable BatchNorm2d (training from scratch).
+        trainable_backbone_layers: 0..5 ResNet stages that receive gradients.
+        image_mean, image_std: per-channel normalisation of RGB in [0, 1].
+    """
+
+    backbone: str = "resnet50"
+    score_threshold: float = 0.1
+    nms_threshold: float = 0.05
+    detections_per_image: int = 300
+    topk_candidates: int = 1000
+    resize: str = "short_side"
+    min_size: int = 800
+    max_size: int = 1333
+    scale_factor: float = 1.0
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    fpn_channels: int = 256
+    frozen_batchnorm: bool = True
+    trainable_backbone_layers: int = 3
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise InvalidInputError(
+                f"Unknown backbone {self.backbone!r}; choose one of {list(BACKBONES)}."
+            )
+        _check_unit("score_threshold", self.score_threshold)
+        _check_unit("nms_threshold", self.nms_threshold)
+        _check_positive_int("detections_per_image", self.detections_per_image)
+        _check_positive_int("topk_candidates", self.topk_candidates)
+        if self.resize not in RESIZE_MODES:
+            raise InvalidInputError(
+                f"Unknown resize mode {self.resize!r}; choose one of {list(RESIZE_MODES)}."
+            )
+        _check_positive_int("min_size", self.min_size)
+        _check_positive_int("max_size", self.max_size)
+        if not self.scale_factor > 0:
+            raise InvalidInputError(
+                f"scale_factor must be > 0, got {self.scale_factor!r}; 1.0 keeps native resolution."
+            )
+        if len(self.anchor_sizes) != 5 or any(int(s) <= 0 for s in self.anchor_sizes):
+            raise InvalidInputError(
+                f"anchor_sizes needs five positive sizes in px (one per FPN level P3-P7), "
+                f"got {self.anchor_sizes!r}."
+            )
+        _check_positive_int("fpn_channels", self.fpn_channels)
+        if not 0 <= self.trainable_backbone_layers <= 5:
+            raise InvalidInputError(
+                "trainable_backbone_layers must be between 0 and 5, "
+                f"got {self.trainable_backbone_layers!r}."
+            )
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Settings of tiled prediction (:meth:`Detector.predict_tile`).
+
+    Attributes:
+        patch_size: window side in px (clipped to the raster's side per axis).
+        patch_overlap: fraction of the window side shared by neighbours, in [0, 1).
+        iou_threshold: IoU above which overlapping boxes from different windows
+            are merged (the lower-scoring one is removed).
+        class_aware_merge: merge only boxes with the same label (DeepForest
+            merges across labels).
+        batch_size: windows per forward pass.
+        workers: DataLoader worker processes reading windows (0 = main process).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+    """
+
+    patch_size: int = 400
+    patch_overlap: float = 0.05
+    iou_threshold: float = 0.15
+    class_aware_merge: bool = False
+    batch_size: int = 4
+    workers: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        _check_positive_int("patch_size", self.patch_size)
+        if not 0 <= self.patch_overlap < 1:
+            raise InvalidInputError(
+                f"patch_overlap must be in [0, 1), got {self.patch_overlap!r}; "
+                "0.05 means neighbouring windows share 5 % of their side."
+            )
+        _check_unit("iou_threshold", self.iou_threshold)
+        _check_positive_int("batch_size", self.batch_size)
+        if int(self.workers) < 0:
+            raise InvalidInputError(f"workers must be >= 0, got {self.workers!r}.")
+        if self.precision not in ("fp32", "bf16"):
+            raise InvalidInputError(
+                f"Unknown precision {self.precision!r}; choose 'fp32' or 'bf16'."
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run; see :mod:`deepforest_lite.train`.
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: images per step.
+        lr: peak learning rate.
+        optimizer: ``"sgd"`` or ``"adamw"``.
+        weight_decay: L2 penalty.
+        momentum: SGD momentum.
+        lr_schedule: one of ``"constant"``, ``"cosine"``, ``"step"``, ``"plateau"``, ``"onecycle"``.
+        warmup_steps: linear warm-up steps at the start.
+        augment: an augmentation preset name (see :mod:`deepforest_lite.augment`).
+        min_box_size: boxes smaller than this many px on a side after
+            augmentation are dropped.
+        workers: DataLoader workers.
+        accelerator, devices, strategy, num_nodes, precision,
+            accumulate_grad_batches: passed to Lightning's ``Trainer``.
+        val_iou_threshold: IoU for validation box precision/recall.
+        logger: ``"csv"`` or ``"tensorboard"``.
+        seed: random seed for weights, augmentation and shuffling.
+    """
+
+    epochs: int = 10
+    batch_size: int = 4
+    lr: float = 0.001
+    optimizer: str = "sgd"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    augment: str = "default"
+    min_box_size: float = 2.0
+    workers: int = 0
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    val_iou_threshold: float = 0.4
+    logger: str = "csv"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive_int("epochs", self.epochs)
+        _check_positive_int("batch_size", self.batch_size)
+        if not self.lr > 0:
+            raise InvalidInputError(f"lr must be > 0, got {self.lr!r}.")
+        _check_positive_int("accumulate_grad_batches", self.accumulate_grad_batches)
+        _check_unit("val_iou_threshold", self.val_iou_threshold)
+
+
+def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, source: str = "config") -> T:
+    """Build the dataclass ``cls`` from ``mapping``; unknown keys are an error.
+
+    Lists are converted to tuples where the field is a tuple. ``source`` names
+    where the mapping came from (a file path) for the error message.
+    """
+    mapping = dict(mapping or {})
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}."
+        )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in mapping.items():
+        if isinstance(value, list) and "tuple" in str(hints.get(key, "")):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (or JSON) file into a dict; errors name the file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {str(path)!r} does not exist; check the path.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Config file {str(path)!r} must hold a mapping of keys to values, got {type(data).__name__}."
+        )
+    return data
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}.")
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")

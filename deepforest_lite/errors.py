@@ -1,0 +1,73 @@
+"""The package's exceptions.
+
+Every error raised for a user mistake or an unusable input derives from
+:class:`DeepForestLiteError` *and* from the built-in exception a caller would
+naturally catch (``ValueError``, ``OSError``, ``KeyError``), so both
+``except DeepForestLiteError`` and ``except ValueError`` work.
+
+Messages are one sentence that says what was wrong, the offending value, and
+what to do instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeepForestLiteError",
+    "InvalidInputError",
+    "ImageReadError",
+    "RasterError",
+    "AnnotationError",
+    "LabelError",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "ModelDownloadError",
+    "DataNotFoundError",
+    "ConfigError",
+]
+
+
+class DeepForestLiteError(Exception):
+    """Base class of every error raised by deepforest_lite."""
+
+
+class InvalidInputError(DeepForestLiteError, ValueError):
+    """An argument has a wrong value, shape or dtype."""
+
+
+class ConfigError(DeepForestLiteError, ValueError):
+    """A configuration file or mapping has unknown keys or bad values."""
+
+
+class ImageReadError(DeepForestLiteError, OSError):
+    """An image or raster file is missing or cannot be decoded."""
+
+
+class RasterError(DeepForestLiteError, ValueError):
+    """A raster was read but cannot be used as it is (band count, dtype, transform)."""
+
+
+class AnnotationError(DeepForestLiteError, ValueError):
+    """An annotation file or box table is malformed."""
+
+
+class LabelError(DeepForestLiteError, KeyError):
+    """A label name or id is not in the label map."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(DeepForestLiteError, ValueError):
+    """A checkpoint file cannot be read or does not fit the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint would need full unpickling (arbitrary code execution) to load."""
+
+
+class ModelDownloadError(DeepForestLiteError, OSError):
+    """A model named on a hub could not be fetched."""
+
+
+class DataNotFoundError(DeepForestLiteError, FileNotFoundError):
+    """A bundled sample data file name is unknown."""
