@@ -1,0 +1,397 @@
+"""Checkpoints: our format, DeepForest's formats, hub names, ImageNet backbone weights.
+
+**Our format** is a single safetensors file whose header metadata holds a JSON
+document under the key ``"deepforest_lite"``::
+
+    {"format_version": 1, "package_version": "0.1.0",
+     "labels": ["Alive", "Dead"],            # id order
+     "model": {... ModelConfig fields: backbone, thresholds, input scale ...},
+     "weights_dtype": "float32",
+     "training": {...}}                       # optional provenance
+
+**DeepForest's formats** (read, never written):
+
+* a Hugging Face style folder with ``model.safetensors`` + ``config.json``
+  (1.x layout: tensor names prefixed ``model.``; 2.x layout: no prefix),
+  labels from ``config.json``'s ``label_dict``;
+* a Lightning ``.ckpt`` whose ``state_dict`` names are prefixed ``model.``,
+  labels from ``hyper_parameters``' ``label_dict`` when present;
+* a plain torchvision RetinaNet state dict ``.pt`` (e.g. the old ``NEON.pt``),
+  including the old head names ``conv.0/2/4/6`` (renamed to ``conv.N.0``);
+* a hub name such as ``weecology/deepforest-tree``, fetched with
+  ``huggingface_hub`` into its cache.
+
+Such weights get DeepForest 2.1.0's settings: ResNet-50 (read off the weights),
+torchvision's default anchors, short side resized to 800 px (max 1333),
+ImageNet normalisation, score threshold 0.1, NMS IoU 0.05.
+
+Nothing here executes code from a file: safetensors, or
+``torch.load(..., weights_only=True)``; a file that needs full unpickling is
+refused with :class:`~deepforest_lite.errors.UnsafeCheckpointError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._version import __version__
+from .annotations import LabelMap
+from .config import ModelConfig, from_mapping
+from .errors import CheckpointError, InvalidInputError, ModelDownloadError, UnsafeCheckpointError
+from .model import infer_architecture
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BUNDLED_MODELS",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_state_dict",
+    "imagenet_backbone_weights",
+]
+
+FORMAT_VERSION = 1
+_METADATA_KEY = "deepforest_lite"
+_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+#: Short names of the models shipped inside the package -> file in deepforest_lite/models/.
+BUNDLED_MODELS: dict[str, str] = {"tree-lite": "tree-lite.safetensors"}
+DEFAULT_MODEL = "tree-lite"
+
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_OLD_HEAD_KEY = re.compile(r"^(head\.(?:classification|regression)_head\.conv)\.(\d+)\.(weight|bias)$")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, ready to build a model from.
+
+    Attributes:
+        state_dict: tensor name -> tensor (torchvision RetinaNet names, float32).
+        label_map: the class names in id order.
+        config: the architecture and post-processing settings.
+        metadata: everything else stored with the weights (provenance, source).
+    """
+
+    state_dict: dict[str, Tensor]
+    label_map: LabelMap
+    config: ModelConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state_dict: Mapping[str, Tensor],
+    label_map: LabelMap,
+    config: ModelConfig,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write our checkpoint format atomically (temporary file, then rename).
+
+    Args:
+        path: destination file (any extension; ``.safetensors`` or ``.pt`` are usual).
+        state_dict: the RetinaNet's tensors.
+        label_map: class names in id order.
+        config: the model's settings at save time.
+        extra: JSON-serialisable provenance stored under ``"training"``.
+        dtype: floating-point tensors are stored in this dtype (``torch.float16``
+            halves the file; loading converts back to float32).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"Cannot save the model to {str(path)!r}: it is a folder; give a file name.")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "labels": list(label_map.names),
+        "model": dataclasses.asdict(config),
+        "weights_dtype": str(dtype).replace("torch.", ""),
+        "training": dict(extra or {}),
+    }
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in state_dict.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={_METADATA_KEY: json.dumps(metadata)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_checkpoint(
+    source: str | os.PathLike | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    revision: str | None = None,
+) -> Checkpoint:
+    """Read any supported checkpoint into a :class:`Checkpoint`.
+
+    Args:
+        source: a file or folder path, a bundled model name (``"tree-lite"``),
+            a Hugging Face hub name (``"weecology/deepforest-tree"``), or ``None``
+            for the bundled default model.
+        labels: class names in id order for files that store none (DeepForest's
+            plain state dicts); must agree in number with the weights.
+        revision: hub revision (branch, tag or commit) for hub names.
+    """
+    if source is None:
+        source = DEFAULT_MODEL
+    text = os.fspath(source)
+    if text in BUNDLED_MODELS:
+        path = _MODELS_DIR / BUNDLED_MODELS[text]
+        if not path.is_file():
+            raise CheckpointError(
+                f"The bundled model {text!r} is missing from this installation ({path}); reinstall deepforest-lite."
+            )
+        return _load_path(path, labels)
+    path = Path(text).expanduser()
+    if path.exists():
+        return _load_path(path, labels)
+    if _HUB_NAME.match(text) and not text.startswith((".", "/")):
+        return _load_path(_download_from_hub(text, revision), labels, source_name=text)
+    raise CheckpointError(
+        f"No model file or folder at {text!r}, and it is neither a bundled model "
+        f"({sorted(BUNDLED_MODELS)}) nor a hub name like 'weecology/deepforest-tree'; check the path."
+    )
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a tensor file without executing code.
+
+    safetensors files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``. Returns the file's top-level object
+    (a dict of tensors, or a Lightning checkpoint dict).
+    """
+    path = Path(path)
+    if _is_safetensors(path):
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = next((line for line in lines if "global" in line.lower()), None)
+        if detail is None:  # not a forbidden object: the bytes are not a pickle at all
+            raise _unreadable(path, lines[0] if lines else "unpickling failed") from None
+        raise UnsafeCheckpointError(
+            f"Refusing to load {str(path)!r}: it stores Python objects that only full unpickling could "
+            f"restore, which can run arbitrary code ({detail.strip()[:160]}); re-save only the weights "
+            "(e.g. torch.save(model.state_dict(), 'weights.pt') or DeepForest's model.save_pretrained(folder)) "
+            "and load that."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise _unreadable(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{str(path)!r} holds a {type(obj).__name__}, not a state dict; "
+            "save the model's state_dict() and load that."
+        )
+    return obj
+
+
+def _unreadable(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"Cannot read {str(path)!r} as a checkpoint ({reason[:160]}); pass a .safetensors, .pt or .ckpt "
+        "file written by deepforest_lite, DeepForest or torchvision."
+    )
+
+
+def _load_path(path: Path, labels: Sequence[str] | None, source_name: str | None = None) -> Checkpoint:
+    source_name = source_name or str(path)
+    if path.is_dir():
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(
+                f"The folder {str(path)!r} has no model.safetensors; pass a Hugging Face style model "
+                "folder (model.safetensors + config.json) or a checkpoint file."
+            )
+        own = _own_metadata(weights)
+        if own is not None:
+            return _from_own(weights, own, labels)
+        config_file = path / "config.json"
+        hub_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        return _from_deepforest(read_state_dict(weights), _label_dict(hub_config), labels, source_name)
+    own = _own_metadata(path) if _is_safetensors(path) else None
+    if own is not None:
+        return _from_own(path, own, labels)
+    obj = read_state_dict(path)
+    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):  # Lightning checkpoint
+        return _from_deepforest(obj["state_dict"], _label_dict(obj.get("hyper_parameters", {})), labels, source_name)
+    return _from_deepforest(obj, _label_dict(obj) if "label_dict" in obj else None, labels, source_name)
+
+
+def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None) -> Checkpoint:
+    from safetensors.torch import load_file
+
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} uses checkpoint format version {version!r}, newer than this deepforest-lite "
+            f"understands ({FORMAT_VERSION}); upgrade deepforest-lite."
+        )
+    label_map = LabelMap(metadata["labels"])
+    if labels is not None and tuple(labels) != label_map.names:
+        raise CheckpointError(
+            f"{str(path)!r} was trained for the labels {list(label_map.names)}, not {list(labels)}; "
+            "leave labels out, or retrain for new classes with Detector.fit."
+        )
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+    config = from_mapping(ModelConfig, metadata["model"], source=str(path))
+    info = {k: v for k, v in metadata.items() if k not in ("labels", "model")}
+    return Checkpoint(state, label_map, config, {**info, "source": str(path)})
+
+
+def _from_deepforest(
+    raw: Mapping[str, Any],
+    label_dict: Mapping[str, int] | None,
+    labels: Sequence[str] | None,
+    source: str,
+) -> Checkpoint:
+    state = _normalise_keys(raw)
+    arch = infer_architecture(state)
+    if arch["num_anchors"] != 9:
+        raise CheckpointError(
+            f"{source!r} has {arch['num_anchors']} anchors per location; only torchvision's default "
+            "9 (3 sizes x 3 aspect ratios) are supported for imported checkpoints."
+        )
+    if labels is not None:
+        label_map = LabelMap(labels)
+    elif label_dict:
+        label_map = LabelMap.from_dict(label_dict)
+    else:
+        raise CheckpointError(
+            f"{source!r} stores no label names for its {arch['num_classes']} class(es); "
+            "pass them, e.g. load_model(path, labels=['Tree'])."
+        )
+    if len(label_map) != arch["num_classes"]:
+        raise CheckpointError(
+            f"{source!r} predicts {arch['num_classes']} class(es) but {len(label_map)} label(s) "
+            f"{list(label_map.names)} were given; give one label per class."
+        )
+    config = ModelConfig(
+        backbone=str(arch["backbone"]),
+        fpn_channels=int(arch["fpn_channels"]),
+        frozen_batchnorm=bool(arch["frozen_batchnorm"]),
+    )
+    if config.frozen_batchnorm:
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    return Checkpoint(state, label_map, config, {"source": source, "imported_from": "deepforest"})
+
+
+def _normalise_keys(raw: Mapping[str, Any]) -> dict[str, Tensor]:
+    """Strip the ``model.`` prefix, keep tensors only, rename old head keys."""
+    tensors = {k: v for k, v in raw.items() if isinstance(v, Tensor)}
+    if tensors and all(k.startswith("model.") for k in tensors if not k.startswith(("backbone.", "head."))):
+        prefixed = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        if prefixed:
+            tensors = prefixed
+    out: dict[str, Tensor] = {}
+    for key, value in tensors.items():
+        match = _OLD_HEAD_KEY.match(key)
+        if match:
+            prefix, index, kind = match.groups()
+            key = f"{prefix}.{int(index) // 2}.0.{kind}"
+        out[key] = value.float() if value.is_floating_point() else value
+    return out
+
+
+def _label_dict(config: Mapping[str, Any]) -> dict[str, int] | None:
+    """DeepForest's ``label_dict`` from a config mapping (top level or nested under ``config``)."""
+    for scope in (config, config.get("config") if isinstance(config, Mapping) else None):
+        if isinstance(scope, Mapping) and isinstance(scope.get("label_dict"), Mapping):
+            return dict(scope["label_dict"])
+    return None
+
+
+def _is_safetensors(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _own_metadata(path: Path) -> dict[str, Any] | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"Cannot read {str(path)!r} as safetensors ({exc}); the file may be corrupt.") from None
+    if _METADATA_KEY not in meta:
+        return None
+    return json.loads(meta[_METADATA_KEY])
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _download_from_hub(repo_id: str, revision: str | None) -> Path:
+    """Fetch ``config.json`` and ``model.safetensors`` of a hub model into huggingface_hub's cache."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        weights = hf_hub_download(repo_id, "model.safetensors", revision=revision, library_name="deepforest-lite")
+        try:
+            hf_hub_download(repo_id, "config.json", revision=revision, library_name="deepforest-lite")
+        except Exception:  # a repository without config.json still has usable weights
+            pass
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelDownloadError(
+            f"Could not fetch {repo_id!r} from the Hugging Face Hub ({reason}); on a machine with internet "
+            "run `huggingface-cli download "
+            f"{repo_id}` (or copy its model.safetensors and config.json into a folder) and pass that "
+            "folder: load_model('path/to/folder')."
+        ) from None
+    return Path(weights).parent
+
+
+def imagenet_backbone_weights(backbone: str) -> dict[str, Tensor]:
+    """torchvision's ImageNet weights for ``backbone``, downloaded once into torch's hub cache.
+
+    Raises:
+        ModelDownloadError: the weights are not cached and cannot be downloaded.
+    """
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(backbone).IMAGENET1K_V1
+    try:
+        return enum.get_state_dict(progress=True, check_hash=True)
+    except Exception as exc:
+        raise ModelDownloadError(
+            f"Could not download the ImageNet weights of {backbone} from {enum.url} "
+            f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); download that file "
+            "elsewhere and pass its path as backbone_weights."
+        ) from None

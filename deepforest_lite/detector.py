@@ -1,0 +1,226 @@
+"""``Detector``: a RetinaNet with its labels and settings; each method a short delegation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import checkpoint as ckpt
+from . import predict as _predict
+from .annotations import LabelMap
+from .config import ModelConfig
+from .errors import InvalidInputError
+from .model import build_retinanet, load_backbone_weights, resolve_device
+
+__all__ = ["Detector", "load_model"]
+
+
+class Detector:
+    """A multi-class RetinaNet detector for RGB imagery.
+
+    Args:
+        labels: class names; the i-th gets id ``i`` (no background class).
+        backbone: ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"resnet101"``.
+        backbone_weights: ``None`` (random initialisation, the default), a path
+            to a torchvision ResNet ImageNet state dict (``.pth``/``.safetensors``),
+            or ``"imagenet"`` to download torchvision's ImageNet weights (the
+            only case that touches the network).
+        config: every architecture setting at once (overrides ``backbone``).
+            Without it, a new model uses trainable batch norm and all five
+            ResNet stages when starting from random weights, and frozen batch
+            norm with three trainable stages over pretrained weights (as
+            torchvision does).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+        **options: single :class:`~deepforest_lite.config.ModelConfig` fields,
+            e.g. ``resize="scale", scale_factor=1.0``.
+
+    The model is in evaluation mode after construction. ``score_threshold``,
+    ``nms_threshold`` and ``detections_per_image`` may be changed at any time
+    and take effect on the next prediction.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str] = ("Tree",),
+        backbone: str = "resnet50",
+        *,
+        backbone_weights: str | os.PathLike | None = None,
+        config: ModelConfig | None = None,
+        device: str | torch.device | None = "auto",
+        **options: Any,
+    ) -> None:
+        self.label_map = LabelMap(labels)
+        pretrained = backbone_weights is not None
+        if config is None:
+            defaults = {"frozen_batchnorm": pretrained, "trainable_backbone_layers": 3 if pretrained else 5}
+            config = ModelConfig(**{"backbone": backbone, **defaults, **options})
+        elif options:
+            config = dataclasses.replace(config, **options)
+        self._config = config
+        self.model = build_retinanet(config, len(self.label_map))
+        if pretrained:
+            if str(backbone_weights) == "imagenet":
+                weights = ckpt.imagenet_backbone_weights(config.backbone)
+            else:
+                weights = ckpt.read_state_dict(backbone_weights)
+            load_backbone_weights(self.model, weights)
+        self.metadata: dict[str, Any] = {}
+        self.model.to(resolve_device(device)).eval()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: ckpt.Checkpoint, device: str | torch.device | None = "auto") -> Detector:
+        """Build a detector from a loaded :class:`~deepforest_lite.checkpoint.Checkpoint`."""
+        detector = cls.__new__(cls)
+        detector.label_map = checkpoint.label_map
+        detector._config = checkpoint.config
+        detector.model = build_retinanet(checkpoint.config, len(checkpoint.label_map))
+        missing, unexpected = detector.model.load_state_dict(checkpoint.state_dict, strict=False)
+        if missing or unexpected:
+            raise ckpt.CheckpointError(
+                f"The weights from {checkpoint.metadata.get('source', 'the checkpoint')!r} do not fit the "
+                f"model they describe (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+                "the file may be from an unsupported architecture."
+            )
+        detector.metadata = dict(checkpoint.metadata)
+        detector.model.to(resolve_device(device)).eval()
+        return detector
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in id order."""
+        return self.label_map.names
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model's settings now (thresholds read live from the network)."""
+        return dataclasses.replace(
+            self._config,
+            score_threshold=float(self.model.score_thresh),
+            nms_threshold=float(self.model.nms_thresh),
+            detections_per_image=int(self.model.detections_per_img),
+        )
+
+    @property
+    def score_threshold(self) -> float:
+        """Boxes scoring below this are dropped, in [0, 1]."""
+        return float(self.model.score_thresh)
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self.model.score_thresh = dataclasses.replace(self.config, score_threshold=value).score_threshold
+
+    @property
+    def nms_threshold(self) -> float:
+        """IoU above which a lower-scoring box of the same class in one window is suppressed."""
+        return float(self.model.nms_thresh)
+
+    @nms_threshold.setter
+    def nms_threshold(self, value: float) -> None:
+        self.model.nms_thresh = dataclasses.replace(self.config, nms_threshold=value).nms_threshold
+
+    @property
+    def detections_per_image(self) -> int:
+        """At most this many boxes per image or window."""
+        return int(self.model.detections_per_img)
+
+    @detections_per_image.setter
+    def detections_per_image(self, value: int) -> None:
+        self.model.detections_per_img = dataclasses.replace(
+            self.config, detections_per_image=value
+        ).detections_per_image
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> Detector:
+        """Move the weights to ``device``; returns ``self``."""
+        self.model.to(resolve_device(device))
+        return self
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Detector(labels={list(self.labels)}, backbone={c.backbone!r}, "
+            f"score_threshold={c.score_threshold}, nms_threshold={c.nms_threshold}, device='{self.device}')"
+        )
+
+    # ------------------------------------------------------------------ files
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        half: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Save weights and metadata in our checkpoint format (safetensors + JSON header).
+
+        ``half=True`` stores float16 weights (half the size; predictions may
+        differ in the last digits). Loading with :func:`load_model` with
+        ``half=False`` reproduces this detector's predictions bit for bit.
+        """
+        return ckpt.save_checkpoint(
+            path,
+            self.model.state_dict(),
+            self.label_map,
+            self.config,
+            extra={**self.metadata.get("training", {}), **(extra or {})},
+            dtype=torch.float16 if half else torch.float32,
+        )
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict_image(
+        self,
+        image: str | os.PathLike | np.ndarray,
+        *,
+        image_path: str | None = None,
+        precision: str = "fp32",
+    ) -> pd.DataFrame:
+        """Detect objects in one image (path to PNG/JPEG/TIFF, or ``H x W x 3`` uint8 RGB array).
+
+        Returns a box table (``xmin, ymin, xmax, ymax, label, score, image_path``)
+        in the image's pixel coordinates (origin top-left, x = column); an empty
+        table with those columns when nothing is found.
+        """
+        if precision not in ("fp32", "bf16"):
+            raise InvalidInputError(f"Unknown precision {precision!r}; choose 'fp32' or 'bf16'.")
+        return _predict.predict_image(
+            self.model, self.label_map, image, image_path=image_path, precision=precision
+        )
+
+
+def load_model(
+    source: str | os.PathLike | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = "auto",
+) -> Detector:
+    """Load a detector from a checkpoint, a hub name or the bundled model.
+
+    Args:
+        source: ``None`` for the bundled default tree model, a bundled name
+            (``"tree-lite"``), a path to one of our checkpoints, a DeepForest
+            checkpoint (Hugging Face folder, Lightning ``.ckpt``, torchvision
+            state dict ``.pt``), or a hub name (``"weecology/deepforest-tree"``).
+        labels: class names for files that store none (e.g. ``["Tree"]``).
+        revision: hub branch, tag or commit.
+        device: where to put the weights (``"auto"``: CUDA when available).
+
+    See :mod:`deepforest_lite.checkpoint` for the formats.
+    """
+    return Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
