@@ -37,13 +37,25 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "config",
     "empty_boxes": "boxes",
     "LabelMap": "annotations",
+    "read_annotations": "annotations",
+    "write_annotations": "annotations",
+    "empty_images": "annotations",
+    "image_paths": "annotations",
+    "with_empty_images": "annotations",
     "window_grid": "windows",
     "Window": "windows",
     "read_image": "raster",
     "get_data": "data",
+    # evaluation and pictures
+    "evaluate_boxes": "evaluate",
+    "mean_average_precision": "evaluate",
+    "threshold_sweep": "evaluate",
+    "best_threshold": "evaluate",
+    "plot_predictions": "visualize",
+    "plot_precision_recall": "visualize",
     # model
     "Detector": "detector",
-    "load_model": "checkpoint",
+    "load_model": "detector",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -63,11 +75,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
-    from .annotations import LabelMap
+    from .annotations import (
+        LabelMap,
+        empty_images,
+        image_paths,
+        read_annotations,
+        with_empty_images,
+        write_annotations,
+    )
     from .boxes import empty_boxes
-    from .checkpoint import load_model
+    from .detector import load_model
     from .config import ModelConfig, PredictConfig, TrainConfig
     from .data import get_data
+    from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
     from .detector import Detector
     from .errors import (
         AnnotationError,
@@ -83,4 +103,5 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         UnsafeCheckpointError,
     )
     from .raster import read_image
+    from .visualize import plot_precision_recall, plot_predictions
     from .windows import Window, window_grid

@@ -1,4 +1,4 @@
-"""Pixel <-> map coordinates through a raster's affine transform. Torch-free.
+"""Pixel <-> map coordinates through a raster's affine transform, and box files. Torch-free.
 
 Pixel coordinates are continuous: ``(x, y) = (0, 0)`` is the top-left corner
 of the top-left pixel, x grows along columns, y along rows. Map coordinates
@@ -7,16 +7,58 @@ are the raster CRS's units. The conversion is the affine transform itself
 plus resolution, so non-square pixels work; rotated or sheared transforms
 (``b != 0`` or ``d != 0``) are refused because an axis-aligned pixel box would
 not be an axis-aligned map box.
+
+A box in map coordinates has ``map_xmin < map_xmax`` and ``map_ymin <
+map_ymax`` whatever the signs of ``a`` and ``e``: on a usual north-up raster
+(``e < 0``) the pixel box's top edge ``ymin`` becomes ``map_ymax``.
+
+:func:`write_boxes` writes a box table to ``.csv``, ``.gpkg``, ``.geojson``
+or ``.shp`` (chosen by the file extension) atomically. geopandas and shapely
+are imported only when a function needs them.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import pandas as pd
 from affine import Affine
 
-from .errors import RasterError
+from .boxes import BOX_COLUMNS, check_columns
+from .errors import InvalidInputError, RasterError
 
-__all__ = ["check_north_up", "pixel_to_map", "map_to_pixel"]
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+
+__all__ = [
+    "MAP_COLUMNS",
+    "VECTOR_DRIVERS",
+    "SUPPORTED_EXTENSIONS",
+    "check_north_up",
+    "pixel_to_map",
+    "map_to_pixel",
+    "boxes_to_map",
+    "boxes_to_pixels",
+    "write_boxes",
+]
+
+#: map-coordinate columns added by :func:`boxes_to_map`, in the raster CRS's units
+MAP_COLUMNS: list[str] = ["map_xmin", "map_ymin", "map_xmax", "map_ymax"]
+#: vector file extension -> OGR driver used by :func:`write_boxes`
+VECTOR_DRIVERS: dict[str, str] = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+}
+#: every extension :func:`write_boxes` accepts
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".csv", *VECTOR_DRIVERS)
+#: files that make up one shapefile besides the ``.shp`` itself
+_SHAPEFILE_SIDECARS: tuple[str, ...] = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
 
 
 def check_north_up(transform: Affine) -> None:
@@ -25,6 +67,11 @@ def check_north_up(transform: Affine) -> None:
         raise RasterError(
             f"The raster's transform is rotated or sheared ({tuple(transform)[:6]}); "
             "warp it to a north-up grid first, e.g. with `gdalwarp`."
+        )
+    if transform.a == 0 or transform.e == 0:
+        raise RasterError(
+            f"The raster's transform has a zero pixel size ({tuple(transform)[:6]}); "
+            "the file's georeferencing is broken, fix it with `gdal_edit.py -a_ullr` or `-a_srs`."
         )
 
 
@@ -42,3 +89,164 @@ def map_to_pixel(transform: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.nd
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     return (x - transform.c) / transform.a, (y - transform.f) / transform.e
+
+
+def boxes_to_map(table: pd.DataFrame, transform: Affine, crs: Any = None) -> gpd.GeoDataFrame:
+    """Add map coordinates, box polygons and the CRS to a pixel box table.
+
+    Args:
+        table: box table with ``xmin, ymin, xmax, ymax`` in pixels of the raster
+            (origin top-left, x = column); other columns are kept.
+        transform: the raster's north-up affine transform (pixel -> map).
+        crs: the raster's CRS (anything :mod:`pyproj` accepts, e.g. a
+            :class:`rasterio.crs.CRS` or ``"EPSG:32617"``), or ``None``.
+
+    Returns:
+        A :class:`geopandas.GeoDataFrame` with the table's columns, the
+        :data:`MAP_COLUMNS` (floats in CRS units, ``map_xmin < map_xmax``,
+        ``map_ymin < map_ymax``), a ``geometry`` column of rectangle polygons
+        in map units and ``crs`` set. An empty table gives an empty frame with
+        the same columns.
+    """
+    import geopandas as gpd
+    import shapely
+
+    check_columns(table, BOX_COLUMNS)
+    if not isinstance(transform, Affine):
+        raise InvalidInputError(
+            f"transform must be an affine.Affine, got {type(transform).__name__}; "
+            "pass the raster's transform (e.g. RasterSource(path).transform)."
+        )
+    check_north_up(transform)
+    x0, y0 = pixel_to_map(transform, table["xmin"].to_numpy(), table["ymin"].to_numpy())
+    x1, y1 = pixel_to_map(transform, table["xmax"].to_numpy(), table["ymax"].to_numpy())
+    out = pd.DataFrame(table).drop(columns=[*MAP_COLUMNS, "geometry"], errors="ignore")
+    out = out.reset_index(drop=True)
+    out["map_xmin"] = np.minimum(x0, x1)
+    out["map_ymin"] = np.minimum(y0, y1)
+    out["map_xmax"] = np.maximum(x0, x1)
+    out["map_ymax"] = np.maximum(y0, y1)
+    geometry = shapely.box(
+        out["map_xmin"].to_numpy(),
+        out["map_ymin"].to_numpy(),
+        out["map_xmax"].to_numpy(),
+        out["map_ymax"].to_numpy(),
+    )
+    return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geometry, crs=crs), crs=crs)
+
+
+def boxes_to_pixels(table: pd.DataFrame, transform: Affine) -> pd.DataFrame:
+    """Pixel boxes of a table in map coordinates; the inverse of :func:`boxes_to_map`.
+
+    Args:
+        table: a table with the :data:`MAP_COLUMNS`, or else a GeoDataFrame
+            whose geometry bounds are used (in the raster's CRS units).
+        transform: the raster's north-up affine transform (pixel -> map).
+
+    Returns:
+        A copy of ``table`` whose ``xmin, ymin, xmax, ymax`` are pixels of the
+        raster (origin top-left, x = column, ``xmin < xmax``, ``ymin < ymax``).
+    """
+    check_north_up(transform)
+    if isinstance(table, pd.DataFrame) and all(c in table.columns for c in MAP_COLUMNS):
+        bounds = table[MAP_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, 4)
+    elif hasattr(table, "geometry") and hasattr(table, "crs"):
+        bounds = np.asarray(table.geometry.bounds, dtype=np.float64).reshape(-1, 4)
+    else:
+        raise InvalidInputError(
+            f"boxes_to_pixels needs the columns {MAP_COLUMNS} or a GeoDataFrame, got a "
+            f"{type(table).__name__} with columns {list(getattr(table, 'columns', []))}; "
+            "pass the table boxes_to_map returned or one read with geopandas."
+        )
+    px0, py0 = map_to_pixel(transform, bounds[:, 0], bounds[:, 1])
+    px1, py1 = map_to_pixel(transform, bounds[:, 2], bounds[:, 3])
+    out = table.copy()
+    out["xmin"] = np.minimum(px0, px1)
+    out["ymin"] = np.minimum(py0, py1)
+    out["xmax"] = np.maximum(px0, px1)
+    out["ymax"] = np.maximum(py0, py1)
+    return out
+
+
+def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a box table to ``path``, in the format its extension names, atomically.
+
+    Formats: ``.csv`` (any box table; a geometry column is written as WKT and
+    the CRS is not kept), ``.gpkg``, ``.geojson`` and ``.shp`` (a
+    GeoDataFrame with a geometry column, e.g. from :func:`boxes_to_map`; the
+    file carries its CRS). The extension is matched case-insensitively. The
+    folder is created if needed.
+
+    The file is first written into a temporary folder beside ``path`` and then
+    moved into place with :func:`os.replace`, so ``path`` is either the old
+    file or the complete new one, never a partial write; the temporary
+    folder is removed whether the write succeeds or fails. A shapefile's
+    sidecar files (``.shx``, ``.dbf``, ``.prj``, ``.cpg``) are moved first and
+    the ``.shp`` last; stale sidecars of an older shapefile of the same name
+    that the new write did not produce are removed.
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise InvalidInputError(
+            f"Cannot write boxes to {str(path)!r}: unknown extension {path.suffix!r}; "
+            f"use one of {list(SUPPORTED_EXTENSIONS)}."
+        )
+    check_columns(table, BOX_COLUMNS)
+    if ext != ".csv" and not _has_geometry(table):
+        raise InvalidInputError(
+            f"Cannot write {str(path)!r}: a {ext} file holds geometries in map coordinates but the "
+            "box table has no geometry column; convert it with "
+            "geo.boxes_to_map(table, transform, crs) first, or write a .csv file."
+        )
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
+    try:
+        tmp = tmpdir / path.name
+        _write(table, tmp, ext)
+        if ext == ".shp":
+            produced = {p.name for p in tmpdir.iterdir() if p.stem == path.stem and p != tmp}
+            for name in sorted(produced):
+                os.replace(tmpdir / name, folder / name)
+            for suffix in _SHAPEFILE_SIDECARS:
+                stale = folder / (path.stem + suffix)
+                if stale.name not in produced and stale.exists():
+                    stale.unlink()
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def _has_geometry(table: pd.DataFrame) -> bool:
+    import geopandas as gpd
+
+    if not isinstance(table, gpd.GeoDataFrame):
+        return False
+    name = table._geometry_column_name  # the active geometry column, if any
+    return name is not None and name in table.columns
+
+
+def _write(table: pd.DataFrame, tmp: Path, ext: str) -> None:
+    if ext == ".csv":
+        frame = pd.DataFrame(table)
+        if _has_geometry(table):
+            name = table._geometry_column_name
+            frame[name] = table[name].to_wkt()
+        frame.to_csv(tmp, index=False)
+        return
+    # an empty layer has no geometry to infer its type from: boxes are polygons
+    kwargs = {"geometry_type": "Polygon"} if len(table) == 0 else {}
+    try:
+        table.to_file(tmp, driver=VECTOR_DRIVERS[ext], engine="pyogrio", **kwargs)
+    except OSError:
+        raise
+    except Exception as exc:  # pyogrio reports unusable columns as RuntimeError subclasses
+        raise InvalidInputError(
+            f"Writing {len(table)} boxes as {ext} failed ({exc}); keep only numeric and text "
+            "columns besides the geometry, or write a .csv file."
+        ) from None

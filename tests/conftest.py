@@ -22,3 +22,184 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available on this machine")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_detector():
+    """Factory for small, fast, randomly initialised detectors (ResNet-18, 32-channel FPN, native scale)."""
+
+    def make(labels=("Tree",), seed: int = 0, **options):
+        import torch
+
+        import deepforest_lite as dfl
+
+        torch.manual_seed(seed)
+        settings = {"resize": "scale", "fpn_channels": 32, "device": "cpu", **options}
+        return dfl.Detector(labels=list(labels), backbone=settings.pop("backbone", "resnet18"), **settings)
+
+    return make
+
+
+# ---------------------------------------------------------------------------
+# Synthetic rasters with objects planted at known pixel boxes
+# ---------------------------------------------------------------------------
+
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+#: default planted boxes for ``make_raster`` (xmin, ymin, xmax, ymax in px), at least 50 px from the edges of 300 x 200 px
+DEFAULT_PLANTED = ((50, 50, 80, 80), (100, 80, 140, 110), (180, 50, 200, 90), (210, 110, 250, 150))
+
+
+class PlantedRaster(NamedTuple):
+    """What ``make_raster`` wrote.
+
+    Attributes:
+        path: the file.
+        boxes: box table (``boxes.ANNOTATION_COLUMNS``, label ``"Tree"``,
+            ``image_path`` = str(path)) of the planted objects, in pixels
+            (origin top-left, x = column, xmax/ymax exclusive).
+        data: the pixel values written, shape ``(bands, height, width)``,
+            file dtype; an alpha band, if any, is the last band.
+        transform: the affine transform written (pixel -> map).
+        crs: the CRS string written, or ``None``.
+    """
+
+    path: Path
+    boxes: Any
+    data: np.ndarray
+    transform: Any
+    crs: str | None
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> Callable[..., PlantedRaster]:
+    """Factory writing a small raster into ``tmp_path``; returns a :class:`PlantedRaster`.
+
+    Signature (all keyword arguments optional)::
+
+        make_raster(name="raster.tif", *, width=300, height=200,
+                    boxes=DEFAULT_PLANTED, labels="Tree", bands=3, dtype="uint8",
+                    tiled=False, blocksize=64, compress=None,
+                    crs="EPSG:32617", origin=(400000.0, 3300000.0), pixel_size=(0.5, 0.25),
+                    transform=None, nodata=None, border=0, nodata_regions=(),
+                    alpha=False, scale=None, offset=None, data=None, seed=0)
+
+    Pixels: a textured dark background (values 20..80, seeded), each planted
+    box filled with 230 (band 1), 220 (band 2), 210 (band 3), extra bands
+    120. Values are then stored as ``value * scale + offset`` in ``dtype``;
+    defaults: uint8 ``(1, 0)``, other unsigned ints ``(200, 1000)`` (so
+    values exceed 255 and a plain cast would wrap), signed ints ``(100, 0)``,
+    floats ``(1/255, 0)`` (reflectance in [0, 1]). ``boxes=()`` plants
+    nothing; ``labels`` is one name for all boxes or one per box. ``data``
+    (``(bands, height, width)``, any dtype) replaces all of this and is
+    written as given (``boxes`` then only fills the returned table).
+
+    No-data: ``border`` px along every edge and each ``nodata_regions`` box
+    (xmin, ymin, xmax, ymax) are set to ``nodata`` in every band (0 when
+    ``nodata`` is None) and to 0 in the alpha band. Planted boxes must not
+    touch them. ``alpha=True`` adds an alpha band (255 elsewhere).
+
+    File: GTiff for ``.tif``/``.tiff`` (``tiled`` with square ``blocksize``
+    blocks, else striped; ``compress`` e.g. ``"deflate"``, ``"lzw"``), PNG for
+    ``.png`` (no CRS), JPEG for ``.jpg`` (no CRS, lossy: don't compare
+    pixels exactly). Georeferencing: ``transform`` if given, else
+    ``Affine(px, 0, x0, 0, -py, y0)`` for ``origin=(x0, y0)`` (top-left corner) and
+    ``pixel_size=(px, py)`` (non-square allowed);
+    ``crs=None`` writes none.
+    """
+    import rasterio
+    from affine import Affine
+
+    from deepforest_lite.boxes import make_boxes
+
+    def _make(
+        name: str = "raster.tif",
+        *,
+        width: int = 300,
+        height: int = 200,
+        boxes: Sequence[Sequence[float]] = DEFAULT_PLANTED,
+        labels: str | Sequence[str] = "Tree",
+        bands: int = 3,
+        dtype: str = "uint8",
+        tiled: bool = False,
+        blocksize: int = 64,
+        compress: str | None = None,
+        crs: str | None = "EPSG:32617",
+        origin: tuple[float, float] = (400000.0, 3300000.0),
+        pixel_size: tuple[float, float] = (0.5, 0.25),
+        transform: Any = None,
+        nodata: float | None = None,
+        border: int = 0,
+        nodata_regions: Sequence[Sequence[int]] = (),
+        alpha: bool = False,
+        scale: float | None = None,
+        offset: float | None = None,
+        data: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> PlantedRaster:
+        path = tmp_path / name
+        suffix = path.suffix.lower()
+        driver = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}[suffix]
+        coords = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        names = [labels] * len(coords) if isinstance(labels, str) else list(labels)
+        holes = [(0, 0, width, border), (0, height - border, width, height),
+                 (0, 0, border, height), (width - border, 0, width, height)] if border else []
+        holes += [tuple(r) for r in nodata_regions]
+        if data is None:
+            rng = np.random.default_rng(seed)
+            base = rng.integers(20, 81, size=(bands, height, width)).astype(np.float64)
+            fill = [230.0, 220.0, 210.0] + [120.0] * max(0, bands - 3)
+            for x0, y0, x1, y1 in coords.astype(int):
+                for x0h, y0h, x1h, y1h in holes:
+                    if x0 < x1h and x0h < x1 and y0 < y1h and y0h < y1:
+                        raise ValueError(f"planted box {(x0, y0, x1, y1)} touches no-data area {(x0h, y0h, x1h, y1h)}")
+                for b in range(bands):
+                    base[b, y0:y1, x0:x1] = fill[b]
+            kind = np.dtype(dtype).kind
+            default = {"u": (200.0, 1000.0) if dtype != "uint8" else (1.0, 0.0), "i": (100.0, 0.0), "f": (1 / 255, 0.0)}[kind]
+            s = default[0] if scale is None else scale
+            o = default[1] if offset is None else offset
+            values = base * s + o
+            if kind != "f":
+                values = np.rint(values)
+            data = values.astype(dtype)
+            for x0h, y0h, x1h, y1h in holes:
+                data[:, y0h:y1h, x0h:x1h] = 0 if nodata is None else nodata
+        data = np.asarray(data)
+        count = data.shape[0]
+        if alpha:
+            mask = np.full((1, height, width), 255, dtype=data.dtype)
+            for x0h, y0h, x1h, y1h in holes:
+                mask[0, y0h:y1h, x0h:x1h] = 0
+            data = np.concatenate([data, mask])
+        if transform is None:
+            # north-up: x grows with columns, y falls with rows (rasterio's from_origin)
+            transform = Affine(pixel_size[0], 0.0, origin[0], 0.0, -pixel_size[1], origin[1])
+        profile: dict[str, Any] = dict(
+            driver=driver, width=width, height=height, count=data.shape[0], dtype=str(data.dtype)
+        )
+        if driver == "GTiff":
+            profile.update(crs=crs, transform=transform, nodata=nodata)
+            if tiled:
+                profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
+            if compress:
+                profile.update(compress=compress)
+            # GDAL would take a 4-band uint8 file as RGBA unless told otherwise
+            profile.update(photometric="RGB" if count == 3 else "MINISBLACK")
+            if alpha:
+                profile.update(alpha="YES")
+        elif nodata is not None:
+            profile.update(nodata=nodata)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(data)
+        table = make_boxes(coords, names, image_path=str(path))
+        return PlantedRaster(path, table, data, transform, crs if driver == "GTiff" else None)
+
+    return _make

@@ -16,7 +16,9 @@ from ._common import ArgumentParser, run_safely
 __all__ = ["main"]
 
 #: Subcommand name -> module (relative to this package) that implements it.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "evaluate": ".evaluate",
+}
 
 
 def build_parser() -> ArgumentParser:
