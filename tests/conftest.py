@@ -203,3 +203,46 @@ def make_raster(tmp_path: Path) -> Callable[..., PlantedRaster]:
         return PlantedRaster(path, table, data, transform, crs if driver == "GTiff" else None)
 
     return _make
+
+
+def write_planted_images(folder, n_images: int = 2, size: int = 128, per_image: int = 4, seed: int = 0):
+    """Write PNGs with coloured squares (Red / Blue classes) on a noisy grey background.
+
+    Returns the annotation table (DeepForest CSV columns); the CSV is written to
+    ``folder / "train.csv"`` with image paths relative to ``folder``.
+    """
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_images):
+        image = rng.integers(90, 140, size=(size, size, 3), dtype=np.uint8)
+        placed: list[tuple[int, int, int]] = []
+        for j in range(per_image):
+            for _ in range(500):
+                s = int(rng.integers(16, 26))
+                x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
+                if all(x + s + 4 < a or a + b + 4 < x or y + s + 4 < c or c + b + 4 < y for a, c, b in placed):
+                    break
+            placed.append((x, y, s))
+            label = "Red" if (i + j) % 2 == 0 else "Blue"
+            image[y : y + s, x : x + s] = (220, 40, 40) if label == "Red" else (40, 40, 220)
+            rows.append((f"img{i}.png", float(x), float(y), float(x + s), float(y + s), label))
+        Image.fromarray(image).save(folder / f"img{i}.png")
+    table = pd.DataFrame(rows, columns=["image_path", "xmin", "ymin", "xmax", "ymax", "label"])
+    table.to_csv(folder / "train.csv", index=False)
+    return table
+
+
+@pytest.fixture
+def planted_images(tmp_path):
+    """Factory: ``planted_images(n_images=2, size=128, per_image=4, seed=0)`` -> (folder, table)."""
+
+    def make(**kwargs):
+        folder = tmp_path / f"planted{kwargs.get('seed', 0)}"
+        folder.mkdir(exist_ok=True)
+        return folder, write_planted_images(folder, **kwargs)
+
+    return make

@@ -1,0 +1,156 @@
+"""``deepforest-lite train``: (re)train a detector from annotation files.
+
+Options come from the command line and, optionally, a YAML file
+(``--config``); the command line wins. The YAML keys are the long option
+names with underscores (``batch_size: 8``, ``from: model.pt``) plus a
+``model:`` mapping of :class:`~deepforest_lite.config.ModelConfig` fields for
+a model built from scratch. An unknown key is an error that lists the valid
+ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
+from ..errors import ConfigError
+from ._common import fail, fraction, non_negative_int, positive_int
+
+#: YAML keys that describe the run rather than TrainConfig fields.
+RUN_KEYS: tuple[str, ...] = (
+    "train", "val", "root_dir", "val_root_dir", "labels", "from", "backbone", "backbone_weights",
+    "output", "output_dir", "crop_size", "model",
+)
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a detector on annotated images",
+        description="Train a detector from scratch or fine-tune one (--from) on annotation files "
+        "(DeepForest CSV, Pascal VOC, COCO). New labels get a new classification head; backbone, FPN "
+        "and box regression keep their weights.",
+    )
+    run = p.add_argument_group("data and model")
+    run.add_argument("--config", metavar="YAML", help="read options from this YAML file (command line wins)")
+    run.add_argument("--train", metavar="ANNOTATIONS", help="training annotations (CSV, VOC XML or folder, COCO JSON)")
+    run.add_argument("--val", metavar="ANNOTATIONS", help="validation annotations, evaluated every epoch")
+    run.add_argument("--root-dir", help="folder of the training images (default: the annotation file's folder)")
+    run.add_argument("--val-root-dir", help="folder of the validation images")
+    run.add_argument("--labels", help="comma-separated class names, e.g. Alive,Dead (default: from the data)")
+    run.add_argument("--from", dest="from_", metavar="MODEL", help="start from this checkpoint or hub name")
+    run.add_argument("--backbone", choices=BACKBONES, help="backbone of a model trained from scratch")
+    run.add_argument("--backbone-weights", metavar="PATH", help="ImageNet ResNet weights file for a new model")
+    run.add_argument("--output", metavar="MODEL", help="where to write the trained model (best, else last epoch)")
+    run.add_argument("--output-dir", help="folder for checkpoints and logs (default: runs/<output name>)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output-dir")
+    run.add_argument("--crop-size", type=positive_int, help="train on random crops of this many px")
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=positive_int)
+    opt.add_argument("--batch-size", type=positive_int)
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--optimizer", choices=("sgd", "adamw"))
+    opt.add_argument("--lr-schedule", choices=("constant", "cosine", "step", "onecycle", "plateau"))
+    opt.add_argument("--warmup-steps", type=non_negative_int)
+    opt.add_argument("--weight-decay", type=float)
+    opt.add_argument("--augment", help="augmentation preset: none, flip, default, strong")
+    opt.add_argument("--min-box-size", type=float)
+    opt.add_argument("--seed", type=int)
+    hw = p.add_argument_group("hardware and logging")
+    hw.add_argument("--accelerator", help="auto, cpu, gpu ...")
+    hw.add_argument("--devices", help="number of devices or a list such as 0,1")
+    hw.add_argument("--strategy", help="auto, ddp, ...")
+    hw.add_argument("--num-nodes", type=positive_int)
+    hw.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed")
+    hw.add_argument("--accumulate-grad-batches", type=positive_int)
+    hw.add_argument("--workers", type=non_negative_int, help="data loading processes")
+    hw.add_argument("--val-iou-threshold", type=fraction)
+    hw.add_argument("--logger", choices=("csv", "tensorboard"))
+    hw.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+
+def gather_options(args: argparse.Namespace) -> dict[str, Any]:
+    """File options overridden by command-line options; unknown file keys are an error."""
+    options: dict[str, Any] = {}
+    if args.config:
+        options = load_config_file(args.config)
+        unknown = sorted(set(options) - set(RUN_KEYS) - set(_TRAIN_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) {unknown} in {args.config!r}; valid keys are {sorted(RUN_KEYS + _TRAIN_KEYS)}."
+            )
+        base = os.path.dirname(os.path.abspath(args.config))
+        for key in ("train", "val", "root_dir", "val_root_dir", "from", "backbone_weights", "output", "output_dir"):
+            value = options.get(key)
+            if isinstance(value, str) and not os.path.isabs(value) and os.path.exists(os.path.join(base, value)):
+                options[key] = os.path.join(base, value)  # paths in the file are relative to the file
+    for key, value in vars(args).items():
+        key = "from" if key == "from_" else key
+        if key in RUN_KEYS + _TRAIN_KEYS and value is not None:
+            options[key] = value
+    if isinstance(options.get("labels"), str):
+        options["labels"] = [s.strip() for s in options["labels"].split(",") if s.strip()]
+    devices = options.get("devices")
+    if isinstance(devices, str) and devices not in ("auto", "-1"):
+        parts = [d for d in devices.split(",") if d]
+        options["devices"] = [int(d) for d in parts] if len(parts) > 1 else int(parts[0]) if parts[0].isdigit() else devices
+    for required in ("train", "output"):
+        if not options.get(required):
+            fail(f"deepforest-lite train: error: --{required} is required (on the command line or in --config)")
+    return options
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..annotations import read_annotations
+    from ..detector import Detector, load_model
+
+    options = gather_options(args)
+    train_config = from_mapping(TrainConfig, {k: options[k] for k in _TRAIN_KEYS if k in options}, source="train options")
+    labels = options.get("labels")
+    if options.get("from"):
+        detector = load_model(options["from"])
+    else:
+        if labels is None:
+            labels = sorted(set(read_annotations(options["train"], root_dir=options.get("root_dir"))["label"]))
+        model_options = dict(options.get("model") or {})
+        if not isinstance(model_options, dict):
+            raise ConfigError(f"'model' in the config must be a mapping of ModelConfig fields, got {model_options!r}.")
+        if options.get("backbone"):
+            model_options["backbone"] = options["backbone"]
+        pretrained = options.get("backbone_weights") is not None
+        model_options = {"frozen_batchnorm": pretrained, "trainable_backbone_layers": 3 if pretrained else 5,
+                         **model_options}
+        detector = Detector(labels, config=from_mapping(ModelConfig, model_options, source="model options"),
+                            backbone_weights=options.get("backbone_weights"))
+    output = Path(options["output"])
+    output_dir = Path(options.get("output_dir") or Path("runs") / output.stem)
+    result = detector.fit(
+        options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
+        val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
+        crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
+    )
+    _copy_atomically(result.model_path, output)
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if k.startswith("val_") and "_step" not in k)
+    print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output}"
+          + (f" ({metrics})" if metrics else ""))
+    return 0
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

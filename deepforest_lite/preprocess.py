@@ -1,0 +1,496 @@
+"""Cutting a large raster into training tiles with their boxes. Torch-free.
+
+:func:`split_raster` lays the same window grid over the raster as tiled
+prediction does (:func:`deepforest_lite.windows.window_grid`), reads one
+window at a time (:class:`deepforest_lite.raster.RasterSource`, so the raster
+is never loaded whole) and writes every useful window as a tile, together
+with a DeepForest CSV of the boxes in each tile's own pixel coordinates.
+
+Coordinates: pixel boxes are ``xmin, ymin, xmax, ymax`` in float pixels with
+the origin at the top-left corner of the image, x the column and y the row,
+``xmax``/``ymax`` exclusive. A box at ``(x, y)`` in the raster is at
+``(x - col_off, y - row_off)`` in the tile cut at column ``col_off``, row
+``row_off``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+import sys
+import secrets
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
+from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
+from .errors import AnnotationError, ImageReadError, InvalidInputError
+from .geo import MAP_COLUMNS
+from .raster import RasterSource
+from .windows import Window, window_grid
+
+__all__ = ["DEFAULT_MIN_VISIBLE", "IMAGE_FORMATS", "SplitResult", "split_raster", "tile_name"]
+
+#: default fraction of a box's area that must lie inside a tile for the box to be kept there
+DEFAULT_MIN_VISIBLE: float = 0.5
+#: ``image_format`` values accepted by :func:`split_raster` -> file extension written
+IMAGE_FORMATS: dict[str, str] = {"tif": "tif", "tiff": "tif", "png": "png"}
+
+# visible fractions this close below ``min_visible`` still count (float noise of
+# fractional coordinates, e.g. boxes converted from map coordinates)
+_FRACTION_TOLERANCE = 1e-9
+_AREA_COLUMN = "__full_area__"
+_SOURCE_ROW = "__source_row__"
+
+
+@dataclass(frozen=True, eq=False)  # holds a DataFrame, which has no plain ==
+class SplitResult:
+    """What :func:`split_raster` wrote.
+
+    Attributes:
+        annotations: the tiles' box table (``image_path, xmin, ymin, xmax, ymax,
+            label`` plus any extra columns of the input annotations), one row
+            per kept box, in tile order then input order; ``image_path`` is the
+            tile's file name (relative to ``out_dir``) and coordinates are
+            pixels of that tile (origin top-left, x = column). Tiles written
+            without boxes (``allow_empty=True``) are listed in
+            ``annotations.attrs["empty_images"]``. Without input annotations
+            it is an empty box table that lists nothing.
+        csv_path: the DeepForest CSV written (``<out_dir>/<raster stem>.csv``),
+            or ``None`` when no annotations were given.
+        tiles: every tile file written, in grid order (rows, then columns).
+        windows: the source window of each tile, in the same order
+            (``tiles[i]`` holds the raster's pixels ``windows[i]``).
+        skipped_nodata: windows not written because they hold no data (every
+            pixel nodata or black, the rule tile prediction skips windows by).
+        skipped_empty: windows with data but no kept box, not written because
+            ``allow_empty`` was False.
+    """
+
+    annotations: pd.DataFrame
+    csv_path: Path | None
+    tiles: list[Path] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+    skipped_nodata: int = 0
+    skipped_empty: int = 0
+
+
+def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str = "tif") -> str:
+    """File name of the tile cut from ``raster`` at ``window``: ``<stem>_<col_off>_<row_off>.<ext>``.
+
+    ``stem`` is the raster's file name without its extension, ``col_off`` and
+    ``row_off`` the window's top-left pixel in the raster (column, row; whole
+    numbers, no padding), ``ext`` ``tif`` or ``png``. For example the window
+    at column 380, row 0 of ``ortho.tif`` is ``ortho_380_0.tif``.
+    """
+    ext = _check_format(image_format)
+    return f"{Path(os.fspath(raster)).stem}_{int(window.col_off)}_{int(window.row_off)}.{ext}"
+
+
+def split_raster(
+    raster: str | os.PathLike[str],
+    annotations: str | os.PathLike[str] | pd.DataFrame | None = None,
+    patch_size: int = 400,
+    patch_overlap: float = 0.05,
+    *,
+    out_dir: str | os.PathLike[str],
+    allow_empty: bool = False,
+    image_format: str = "tif",
+    min_visible: float = DEFAULT_MIN_VISIBLE,
+    bands: Sequence[int] | None = None,
+    value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    image_name: str | None = None,
+    label_column: str = "label",
+    label: str | None = None,
+    layer: str | int | None = None,
+    progress: bool = True,
+) -> SplitResult:
+    """Cut a large raster into training tiles and write each tile's boxes as a DeepForest CSV.
+
+    **Windows.** The tiles are the windows of
+    :func:`~deepforest_lite.windows.window_grid` for ``patch_size`` and
+    ``patch_overlap``, exactly those tiled prediction uses: ``patch_size`` x
+    ``patch_size`` px (a raster smaller than that on one side gives tiles the
+    raster's size on that side), neighbours sharing
+    ``floor(patch_size * patch_overlap)`` px, the last row and column flush with
+    the raster's far edges. Windows are read one at a time. A window with no
+    data (every pixel nodata or black, :meth:`RasterSource.is_empty
+    <deepforest_lite.raster.RasterSource.is_empty>`) is never written.
+
+    **Pixels.** Tiles hold what prediction would see: ``uint8`` RGB after the
+    band and dtype rules of :mod:`deepforest_lite.raster` (``bands`` picks the
+    RGB bands; ``uint8`` is copied as is; 16-bit and float data are scaled by
+    the raster-wide percentile stretch, or by ``value_range``, clipped to
+    0..255 and never wrapped).
+
+    **Files.** In ``out_dir`` (created if missing), tile ``<stem>_<col_off>_<row_off>.<ext>``
+    (see :func:`tile_name`), where ``col_off``/``row_off`` is the tile's top-left
+    pixel in the raster. ``image_format="tif"`` writes a deflate-compressed
+    3-band GeoTIFF that keeps the georeferencing: the raster's CRS and the
+    transform ``raster.transform @ Affine.translation(col_off, row_off)``, so
+    it lies exactly over its window in a GIS; pixels without data in a tile
+    that also has data are marked in an internal mask. ``"png"`` writes a plain
+    RGB PNG without georeferencing or mask. With annotations, the boxes go to
+    ``<out_dir>/<stem>.csv`` (DeepForest format, ``image_path`` = tile file
+    name). Each tile is written to a
+    temporary name and renamed when complete, the CSV atomically by
+    :func:`~deepforest_lite.annotations.write_annotations`, so no file is ever
+    partial. Existing files of the same names are replaced.
+
+    **Boxes.** Each box is shifted into the tile's pixels and clipped to the
+    tile. A box cut by a tile edge is kept (clipped) in that tile when at least
+    ``min_visible`` of its area lies inside the tile, and dropped from it
+    otherwise; boxes wholly inside are always kept. The default 0.5 weighs the
+    two ways a cut object harms training: a kept sliver teaches the network to
+    call a small fragment a whole crown (and its box regression to shrink),
+    while a dropped box leaves a visible, unlabelled object that is trained as
+    background. Keeping a box when most of it is visible keeps the larger share
+    of each object correctly labelled, and an object cut in half still appears
+    whole (or mostly) in the overlapping neighbour tile. Use ``min_visible=1``
+    to keep only whole boxes, a small value (e.g. 0.1) to keep nearly every
+    fragment. A warning names the boxes that end up in no tile (objects larger
+    than a tile, or lying only in no-data windows).
+
+    **Empty tiles.** With ``allow_empty=False`` (default) a window without a
+    kept box is not written; with ``True`` it is written and listed as an empty
+    image (a ``<tile>,0,0,0,0,<label>`` row in the CSV), a negative example for
+    training.
+
+    Args:
+        raster: a GeoTIFF (or any image GDAL reads) in pixel rows x columns.
+        annotations: the boxes, in the raster's pixels or map coordinates: a
+            path to any file :func:`~deepforest_lite.annotations.read_annotations`
+            reads (DeepForest CSV, Pascal VOC, COCO JSON, or a shapefile /
+            GeoPackage / GeoJSON in map coordinates, converted with the raster's
+            transform), or a box table. When they cover several images, the
+            rows whose ``image_path`` has the raster's file name are used (the
+            directory part is ignored). ``None`` cuts unlabelled tiles (every
+            window with data, e.g. to annotate or predict later): no CSV is
+            written and ``allow_empty`` does not matter.
+        patch_size: tile side in px (> 0).
+        patch_overlap: fraction of the tile side shared by neighbours, in [0, 1).
+        out_dir: folder the tiles and the CSV are written to.
+        allow_empty: also write tiles without boxes, as negative examples.
+        image_format: ``"tif"`` (georeferenced GeoTIFF) or ``"png"``.
+        min_visible: fraction of a box's area, in [0, 1], that must lie inside a
+            tile for the box to be kept (clipped) there; 0 keeps every box that
+            overlaps the tile.
+        bands: three 1-based band numbers read as red, green, blue (needed for
+            rasters with more than three non-alpha bands).
+        value_range: fixed ``(low, high)`` (or three pairs, one per band) mapped
+            to 0..255 instead of the percentile stretch of non-``uint8`` data.
+        image_name: the ``image_path`` under which the annotations list this
+            raster, when it differs from the raster's file name (e.g. a CSV
+            written for ``ortho.png`` used with ``ortho.tif``).
+        label_column: vector files: the attribute column holding class names.
+        label: one class name for every box (e.g. for a vector file without a
+            class column).
+        layer: vector files: the layer to read.
+        progress: show a progress bar (tqdm, on stderr) when there is more than
+            one window.
+
+    Returns:
+        A :class:`SplitResult`: the tiles' box table, the CSV path, the tile
+        files with their source windows, and the counts of skipped windows.
+        Train on it with ``read_annotations(result.csv_path)`` (image paths
+        are relative to ``out_dir``, the CSV's folder).
+
+    Raises:
+        InvalidInputError: a bad ``patch_size``, ``patch_overlap``,
+            ``min_visible``, ``image_format`` or ``out_dir``.
+        ImageReadError: the raster is missing or unreadable.
+        RasterError: the raster cannot be read as RGB (band count, dtype).
+        AnnotationError: unreadable annotations, or none for this raster (the
+            message lists the image names found).
+    """
+    ext = _check_format(image_format)
+    _check_fraction(min_visible)
+    if not isinstance(allow_empty, (bool, np.bool_)):
+        raise InvalidInputError(f"allow_empty must be True or False, got {allow_empty!r}.")
+    raster = os.fspath(raster)
+    if not os.path.isfile(raster):
+        raise ImageReadError(f"Raster {raster!r} does not exist or is not a file; check the path.")
+    folder = _check_out_dir(out_dir)
+    stem = Path(raster).stem
+    csv_path = folder / f"{stem}.csv" if annotations is not None else None
+    if csv_path is not None:
+        _refuse_overwriting_input(annotations, csv_path)
+
+    with RasterSource(raster, bands=bands, value_range=value_range) as source:
+        windows = window_grid(source.height, source.width, patch_size, patch_overlap)
+        table = None
+        if annotations is not None:
+            table = _raster_boxes(
+                annotations, raster, image_name=image_name, label_column=label_column,
+                label=label, layer=layer,
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        result = _cut(source, windows, table, folder, ext, allow_empty, float(min_visible), progress)
+
+    if table is not None and csv_path is not None:
+        first_label = str(table["label"].iloc[0]) if len(table) else None
+        write_annotations(result.annotations, csv_path, empty_label=first_label)
+        result = dataclasses.replace(result, csv_path=csv_path)
+    if not result.tiles:
+        why = "every window is empty of data" if result.skipped_empty == 0 else (
+            "no window holds a kept box; pass allow_empty=True to write tiles without boxes"
+        )
+        warnings.warn(f"split_raster wrote no tiles for {raster!r}: {why}.", UserWarning, stacklevel=2)
+    return result
+
+
+# -- cutting ------------------------------------------------------------------
+
+
+def _cut(
+    source: RasterSource,
+    windows: list[Window],
+    table: pd.DataFrame | None,
+    folder: Path,
+    ext: str,
+    allow_empty: bool,
+    min_visible: float,
+    progress: bool,
+) -> SplitResult:
+    """Write the tiles; returns the result without the CSV path."""
+    from tqdm import tqdm
+
+    labelled = table is not None
+    boxes = table if table is not None else empty_boxes(scores=False)
+    coords = boxes[["xmin", "ymin", "xmax", "ymax"]].to_numpy(dtype=np.float64).reshape(-1, 4)
+    full_area = box_areas(boxes)
+    used = np.zeros(len(boxes), dtype=bool)
+    parts: list[pd.DataFrame] = []
+    empty_tiles: list[str] = []
+    tiles: list[Path] = []
+    written: list[Window] = []
+    skipped_nodata = skipped_empty = 0
+    bar = tqdm(
+        windows, desc=f"cutting {Path(source.path).name}", unit="window", file=sys.stderr,
+        disable=not progress or len(windows) <= 1, leave=False,
+    )
+    band_rows: tuple[int, int] | None = None
+    in_band = np.arange(len(coords))
+    for window in bar:
+        x0, y0, x1, y1 = window.bounds
+        if band_rows != (y0, y1):  # windows come row by row: find the boxes of each band once
+            band_rows = (y0, y1)
+            in_band = np.flatnonzero((coords[:, 1] < y1) & (coords[:, 3] > y0))
+        band = coords[in_band]
+        inside = in_band[(band[:, 0] < x1) & (band[:, 2] > x0)]
+        kept = _window_boxes(boxes, inside, full_area, window, min_visible)
+        if len(kept) == 0 and labelled and not allow_empty:
+            skipped_empty += 1
+            continue
+        rgb, empty = source.read_window_checked(window)
+        if empty:
+            skipped_nodata += 1
+            continue
+        name = tile_name(source.path, window, ext)
+        valid = source.valid_mask(window) if ext == "tif" else None
+        path = _write_tile(rgb, folder / name, ext, source, window, valid)
+        tiles.append(path)
+        written.append(window)
+        if len(kept):
+            used[kept.pop(_SOURCE_ROW).to_numpy()] = True
+            kept["image_path"] = name
+            parts.append(kept)
+        elif labelled:
+            empty_tiles.append(name)
+    bar.close()
+
+    if parts:
+        out = pd.concat(parts, ignore_index=True)
+    else:
+        out = boxes.iloc[0:0].drop(columns=[_AREA_COLUMN], errors="ignore").reset_index(drop=True)
+    out["image_path"] = out["image_path"].astype(empty_boxes(scores=False)["image_path"].dtype)
+    out.attrs = {}
+    out = with_empty_images(out, empty_tiles)
+    missed = int((~used).sum()) if labelled else 0
+    if missed:
+        first = boxes.iloc[int(np.flatnonzero(~used)[0])]
+        warnings.warn(
+            f"{missed} of {len(boxes)} box(es) are in no tile, the first "
+            f"({first['xmin']:g}, {first['ymin']:g}, {first['xmax']:g}, {first['ymax']:g}) px: "
+            f"less than min_visible={min_visible:g} of it lies in any {source.path!r} window "
+            "with data; use a larger patch_size or patch_overlap, or a smaller min_visible.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return SplitResult(out, None, tiles, written, skipped_nodata, skipped_empty)
+
+
+
+def _window_boxes(
+    boxes: pd.DataFrame, rows: np.ndarray, full_area: np.ndarray, window: Window, min_visible: float
+) -> pd.DataFrame:
+    """The boxes kept in ``window``, in its pixels, with their source row in :data:`_SOURCE_ROW`."""
+    subset = boxes.iloc[rows].copy()
+    subset[_AREA_COLUMN] = full_area[rows]
+    subset[_SOURCE_ROW] = rows
+    shifted = shift_boxes(subset, -window.col_off, -window.row_off)
+    clipped = clip_boxes(shifted, window.width, window.height)
+    if len(clipped) == 0:
+        return clipped.drop(columns=[_AREA_COLUMN])
+    visible = box_areas(clipped) / clipped[_AREA_COLUMN].to_numpy(dtype=np.float64)
+    keep = visible >= min_visible - _FRACTION_TOLERANCE
+    return clipped[keep].drop(columns=[_AREA_COLUMN]).reset_index(drop=True)
+
+
+def _write_tile(
+    rgb: np.ndarray, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None
+) -> Path:
+    """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` through a temporary file; returns ``path``."""
+    # a fresh hidden name beside the tile; created by the writer, so it gets the usual permissions
+    tmp = os.fspath(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
+    try:
+        if ext == "png":
+            from PIL import Image
+
+            Image.fromarray(rgb).save(tmp, format="PNG")
+        else:
+            _write_geotiff(rgb, tmp, source, window, valid)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, tmp + ".aux.xml"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        raise
+    return path
+
+
+def _write_geotiff(
+    rgb: np.ndarray, path: str, source: RasterSource, window: Window, valid: np.ndarray | None
+) -> None:
+    import rasterio
+    from affine import Affine
+    from rasterio.errors import NotGeoreferencedWarning
+
+    height, width = rgb.shape[:2]
+    profile: dict[str, Any] = dict(
+        driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+        photometric="RGB", compress="deflate", predictor=2,
+    )
+    georeferenced = source.crs is not None or source.transform != Affine.identity()
+    if georeferenced:
+        profile.update(
+            crs=source.crs,
+            transform=source.transform @ Affine.translation(window.col_off, window.row_off),
+        )
+    with warnings.catch_warnings(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(rgb.transpose(2, 0, 1))
+            if valid is not None and not valid.all():
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+
+
+# -- annotations --------------------------------------------------------------
+
+
+def _raster_boxes(
+    annotations: str | os.PathLike[str] | pd.DataFrame,
+    raster: str,
+    *,
+    image_name: str | None,
+    label_column: str,
+    label: str | None,
+    layer: str | int | None,
+) -> pd.DataFrame:
+    """The raster's boxes in its pixels, with ``attrs["empty_images"]`` cleared."""
+    target = os.path.basename(os.fspath(image_name if image_name is not None else raster))
+    if isinstance(annotations, pd.DataFrame):
+        source: Any = pd.DataFrame(annotations.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
+        if "image_path" not in source.columns:  # a table about this raster alone
+            source["image_path"] = target
+        check_columns(source, ANNOTATION_COLUMNS, "annotation table")
+        source.attrs = dict(annotations.attrs)
+        table = read_annotations(source, raster=raster, label=label)
+        what = "the annotation table"
+    elif isinstance(annotations, (str, os.PathLike)):
+        table = read_annotations(
+            annotations, raster=raster, label_column=label_column, label=label, layer=layer
+        )
+        what = repr(os.fspath(annotations))
+    else:
+        raise InvalidInputError(
+            f"annotations must be a file path or a box table, got {type(annotations).__name__}; "
+            "pass e.g. 'boxes.csv', 'crowns.gpkg' or a DataFrame from read_annotations."
+        )
+    names = table["image_path"].map(lambda p: os.path.basename(str(p)))
+    rows = table[(names == target).to_numpy()]
+    negatives = [p for p in empty_images(table) if os.path.basename(p) == target]
+    if len(rows) == 0 and not negatives:
+        found = sorted({*names, *(os.path.basename(p) for p in empty_images(table))})
+        shown = found[:10] + (["..."] if len(found) > 10 else [])
+        hint = (
+            "pass image_name= (--image-name) naming the raster as the annotations do" if found
+            else "check that the file holds boxes"
+        )
+        raise AnnotationError(
+            f"{what} has no boxes for the raster {target!r} (matched by file name); the images "
+            f"it names are {shown}, so {hint}."
+        )
+    rows = rows.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore").reset_index(drop=True)
+    rows.attrs = {}
+    return rows
+
+
+# -- checks -------------------------------------------------------------------
+
+
+def _check_format(image_format: str) -> str:
+    ext = IMAGE_FORMATS.get(str(image_format).lower().lstrip(".")) if isinstance(image_format, str) else None
+    if ext is None:
+        raise InvalidInputError(
+            f"image_format must be 'tif' or 'png', got {image_format!r}; "
+            "'tif' keeps the georeferencing."
+        )
+    return ext
+
+
+def _check_fraction(min_visible: float) -> None:
+    if (
+        isinstance(min_visible, bool)
+        or not isinstance(min_visible, numbers.Real)
+        or not math.isfinite(float(min_visible))
+        or not 0 <= float(min_visible) <= 1
+    ):
+        raise InvalidInputError(
+            f"min_visible must be a fraction of a box's area in [0, 1], got {min_visible!r}; "
+            f"e.g. {DEFAULT_MIN_VISIBLE} keeps a cut box when half of it is inside the tile."
+        )
+
+
+def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+        raise InvalidInputError(
+            f"out_dir must be a folder path, got {out_dir!r}; e.g. out_dir='tiles'."
+        )
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(
+            f"out_dir {str(folder)!r} is a file, not a folder; give a folder for the tiles."
+        )
+    return folder
+
+
+def _refuse_overwriting_input(annotations: Any, csv_path: Path) -> None:
+    if isinstance(annotations, (str, os.PathLike)) and csv_path.exists():
+        try:
+            same = os.path.samefile(os.fspath(annotations), csv_path)
+        except OSError:
+            same = False
+        if same:
+            raise InvalidInputError(
+                f"The tiles' CSV {str(csv_path)!r} would overwrite the input annotations; "
+                "choose another out_dir."
+            )

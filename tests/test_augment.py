@@ -1,0 +1,66 @@
+"""Augmentation presets keep boxes consistent with pixels."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import pytest
+
+import deepforest_lite as dfl
+from deepforest_lite.augment import PRESETS, apply_augmentation, bbox_params, build_augmentation
+
+
+def _image_with_box():
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[10:30, 5:25] = 255  # box (5, 10, 25, 30)
+    return image, np.array([[5, 10, 25, 30]], np.float32)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_boxes_follow_the_pixels(name):
+    image, boxes = _image_with_box()
+    pipeline = build_augmentation(name, min_box_size=2)
+    for seed in range(10):
+        np.random.seed(seed)
+        pipeline.set_random_seed(seed)
+        out, out_boxes, labels = apply_augmentation(pipeline, image, boxes, [1])
+        assert labels.tolist() == [1]
+        bright = np.argwhere(out.max(axis=2) > 100)
+        (y0, x0), (y1, x1) = bright.min(axis=0), bright.max(axis=0) + 1
+        if name in ("none", "flip"):  # geometric transforms only: exact
+            np.testing.assert_allclose(out_boxes[0], [x0, y0, x1, y1], atol=1e-4)
+        else:
+            np.testing.assert_allclose(out_boxes[0], [x0, y0, x1, y1], atol=3)
+
+
+def test_flip_mirrors_the_box_exactly():
+    image, boxes = _image_with_box()
+    pipeline = A.Compose([A.HorizontalFlip(p=1)], bbox_params=bbox_params())
+    _, out_boxes, _ = apply_augmentation(pipeline, image, boxes, [0])
+    np.testing.assert_allclose(out_boxes, [[80 - 25, 10, 80 - 5, 30]])
+
+
+def test_crop_pads_small_images_and_drops_tiny_boxes():
+    image, _ = _image_with_box()
+    boxes = np.array([[5, 10, 25, 30], [70, 50, 71, 51]], np.float32)  # the second is 1 px
+    pipeline = build_augmentation("none", crop_size=100, min_box_size=2)
+    out, out_boxes, labels = apply_augmentation(pipeline, image, boxes, [0, 1])
+    assert out.shape == (100, 100, 3)
+    assert labels.tolist() == [0]
+    np.testing.assert_allclose(out_boxes, [[5, 10, 25, 30]])
+
+
+def test_empty_images_pass_through():
+    out, boxes, labels = apply_augmentation(build_augmentation("strong"), np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4)), [])
+    assert out.shape == (50, 50, 3) and boxes.shape == (0, 4) and labels.shape == (0,)
+
+
+def test_custom_compose_must_handle_boxes():
+    good = A.Compose([A.VerticalFlip(p=1)], bbox_params=bbox_params())
+    assert build_augmentation(good) is good
+    with pytest.raises(dfl.InvalidInputError, match="bbox_params=A.BboxParams"):
+        build_augmentation(A.Compose([A.VerticalFlip(p=1)]))
+    with pytest.raises(dfl.InvalidInputError, match="bbox_params=A.BboxParams"):
+        build_augmentation(A.Compose([A.VerticalFlip(p=1)], bbox_params=A.BboxParams(format="coco", label_fields=["labels"])))
+    with pytest.raises(dfl.InvalidInputError, match=r"Unknown augmentation 'wild'; choose one of \['none'"):
+        build_augmentation("wild")
