@@ -36,15 +36,19 @@ _EXPORTS: dict[str, str] = {
     "PredictConfig": "config",
     "TrainConfig": "config",
     "empty_boxes": "boxes",
-    "LabelMap": "annotations",
+    "LabelMap": "labels",
     "read_annotations": "annotations",
     "write_annotations": "annotations",
     "empty_images": "annotations",
     "image_paths": "annotations",
     "with_empty_images": "annotations",
     "window_grid": "windows",
+    "split_raster": "preprocess",
     "Window": "windows",
     "read_image": "raster",
+    "RasterSource": "raster",
+    "boxes_to_map": "geo",
+    "write_boxes": "geo",
     "get_data": "data",
     # evaluation and pictures
     "evaluate_boxes": "evaluate",
@@ -56,14 +60,24 @@ _EXPORTS: dict[str, str] = {
     # model
     "Detector": "detector",
     "load_model": "detector",
+    # tiled prediction
+    "WindowDataset": "dataset",
+    "collate_windows": "dataset",
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+_SUBMODULES = frozenset(
+    """annotations augment boxes checkpoint cli config data dataset detector errors evaluate geo merge
+    model predict preprocess raster train visualize windows""".split()
+)
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        if name in _SUBMODULES:  # `dfl.config`, `dfl.train`, ... without an explicit import
+            return importlib.import_module(f".{name}", __name__)
         raise AttributeError(f"module 'deepforest_lite' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -76,7 +90,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .annotations import (
-        LabelMap,
         empty_images,
         image_paths,
         read_annotations,
@@ -84,11 +97,11 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         write_annotations,
     )
     from .boxes import empty_boxes
-    from .detector import load_model
     from .config import ModelConfig, PredictConfig, TrainConfig
     from .data import get_data
     from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
-    from .detector import Detector
+    from .detector import Detector, load_model
+    from .labels import LabelMap
     from .errors import (
         AnnotationError,
         CheckpointError,
@@ -102,6 +115,9 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         RasterError,
         UnsafeCheckpointError,
     )
-    from .raster import read_image
+    from .preprocess import split_raster
+    from .dataset import WindowDataset, collate_windows
+    from .geo import boxes_to_map, write_boxes
+    from .raster import RasterSource, read_image
     from .visualize import plot_precision_recall, plot_predictions
     from .windows import Window, window_grid

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from ._version import __version__
-from .annotations import LabelMap
+from .labels import LabelMap
 from .config import ModelConfig, from_mapping
 from .errors import CheckpointError, InvalidInputError, ModelDownloadError, UnsafeCheckpointError
 from .model import infer_architecture
@@ -245,7 +245,10 @@ def _load_path(path: Path, labels: Sequence[str] | None, source_name: str | None
         return _from_own(path, own, labels)
     obj = read_state_dict(path)
     if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):  # Lightning checkpoint
-        return _from_deepforest(obj["state_dict"], _label_dict(obj.get("hyper_parameters", {})), labels, source_name)
+        hparams = obj.get("hyper_parameters") or {}
+        if "model_config" in hparams and "labels" in hparams:  # written by deepforest_lite's training
+            return _from_training_state(obj["state_dict"], hparams, labels, source_name)
+        return _from_deepforest(obj["state_dict"], _label_dict(hparams), labels, source_name)
     return _from_deepforest(obj, _label_dict(obj) if "label_dict" in obj else None, labels, source_name)
 
 
@@ -268,6 +271,19 @@ def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None
     config = from_mapping(ModelConfig, metadata["model"], source=str(path))
     info = {k: v for k, v in metadata.items() if k not in ("labels", "model")}
     return Checkpoint(state, label_map, config, {**info, "source": str(path)})
+
+
+def _from_training_state(
+    raw: Mapping[str, Any], hparams: Mapping[str, Any], labels: Sequence[str] | None, source: str
+) -> Checkpoint:
+    """A Lightning checkpoint of our own training: architecture and labels from its hyper-parameters."""
+    label_map = LabelMap(hparams["labels"])
+    if labels is not None and tuple(labels) != label_map.names:
+        raise CheckpointError(
+            f"{source!r} was trained for the labels {list(label_map.names)}, not {list(labels)}; leave labels out."
+        )
+    config = from_mapping(ModelConfig, hparams["model_config"], source=source)
+    return Checkpoint(_normalise_keys(raw), label_map, config, {"source": source, "lightning": True})
 
 
 def _from_deepforest(

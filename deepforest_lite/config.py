@@ -10,6 +10,7 @@ message that lists the valid ones. This module is torch-free.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import typing
 from collections.abc import Mapping
@@ -131,6 +132,11 @@ class PredictConfig:
         workers: DataLoader worker processes reading windows (0 = main process).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        bands: three 1-based band numbers read as red, green, blue (needed for
+            rasters with more than three non-alpha bands), or ``None``.
+        value_range: fixed ``(low, high)`` mapped to 0..255 (or three such
+            pairs, one per RGB band) instead of the default percentile stretch
+            of non-``uint8`` rasters, or ``None``; see :mod:`deepforest_lite.raster`.
     """
 
     patch_size: int = 400
@@ -141,18 +147,35 @@ class PredictConfig:
     workers: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    bands: tuple[int, int, int] | None = None
+    value_range: tuple[float, float] | tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_positive_int("patch_size", self.patch_size)
-        if not 0 <= self.patch_overlap < 1:
+        if (
+            isinstance(self.patch_overlap, bool)
+            or not isinstance(self.patch_overlap, numbers.Real)
+            or not 0 <= self.patch_overlap < 1
+        ):
             raise InvalidInputError(
                 f"patch_overlap must be in [0, 1), got {self.patch_overlap!r}; "
                 "0.05 means neighbouring windows share 5 % of their side."
             )
         _check_unit("iou_threshold", self.iou_threshold)
         _check_positive_int("batch_size", self.batch_size)
-        if int(self.workers) < 0:
-            raise InvalidInputError(f"workers must be >= 0, got {self.workers!r}.")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, numbers.Integral) or self.workers < 0:
+            raise InvalidInputError(
+                f"workers must be a whole number >= 0, got {self.workers!r}; 0 reads windows in the main process."
+            )
+        if self.bands is not None and (
+            isinstance(self.bands, (str, bytes))
+            or len(self.bands) != 3
+            or any(isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1 for b in self.bands)
+        ):
+            raise InvalidInputError(
+                f"bands must be three 1-based band numbers (red, green, blue), got {self.bands!r}; "
+                "e.g. bands=(1, 2, 3)."
+            )
         if self.precision not in ("fp32", "bf16"):
             raise InvalidInputError(
                 f"Unknown precision {self.precision!r}; choose 'fp32' or 'bf16'."
@@ -256,10 +279,10 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_unit(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}.")
 
 
 def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,10 +14,14 @@ import torch
 
 from . import checkpoint as ckpt
 from . import predict as _predict
-from .annotations import LabelMap
-from .config import ModelConfig
+from .labels import LabelMap
+from .config import ModelConfig, PredictConfig, TrainConfig
 from .errors import InvalidInputError
 from .model import build_retinanet, load_backbone_weights, resolve_device
+from .raster import RasterSource
+
+if TYPE_CHECKING:
+    from .train import TrainingResult
 
 __all__ = ["Detector", "load_model"]
 
@@ -201,6 +205,127 @@ class Detector:
         return _predict.predict_image(
             self.model, self.label_map, image, image_path=image_path, precision=precision
         )
+
+    def predict_tile(
+        self,
+        raster: str | os.PathLike | np.ndarray | RasterSource,
+        patch_size: int = PredictConfig.patch_size,
+        patch_overlap: float = PredictConfig.patch_overlap,
+        iou_threshold: float = PredictConfig.iou_threshold,
+        *,
+        batch_size: int = PredictConfig.batch_size,
+        workers: int = PredictConfig.workers,
+        device: str | torch.device | None = None,
+        class_aware: bool = PredictConfig.class_aware_merge,
+        precision: str = PredictConfig.precision,
+        bands: Sequence[int] | None = None,
+        value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        image_path: str | None = None,
+        progress: bool = True,
+    ) -> pd.DataFrame:
+        """Detect objects in a raster of any size, window by window, in bounded memory.
+
+        Args:
+            raster: a GeoTIFF/PNG/JPEG path, an open :class:`~deepforest_lite.raster.RasterSource`,
+                or an ``H x W x 3`` uint8 RGB array.
+            patch_size: window side in px (clipped to the raster's side per axis).
+            patch_overlap: fraction of the window side shared by neighbours, in [0, 1).
+            iou_threshold: boxes from different windows overlapping more than
+                this (IoU) are duplicates; the lower-scoring one is removed.
+            batch_size: windows per forward pass.
+            workers: ``DataLoader`` processes reading windows (0: the main process).
+            device: where to run; ``None`` keeps the weights where they are,
+                otherwise they are moved there (as :meth:`to` does).
+            class_aware: merge duplicates only within a label (default: across labels, as DeepForest).
+            precision: ``"fp32"`` or ``"bf16"`` (autocast).
+            bands: three 1-based band numbers used as RGB (for rasters with more than three bands).
+            value_range: fixed ``(low, high)`` scaled to 0-255 instead of the percentile
+                stretch of 16-bit/float rasters.
+            image_path: the ``image_path`` value of the rows (default: the file's base name).
+            progress: tqdm progress bar on stderr.
+
+        Returns:
+            A box table in raster pixels (origin top-left, x = column); for a
+            raster with a CRS a GeoDataFrame with map-coordinate columns, box
+            polygons and the CRS as well. See :func:`deepforest_lite.predict.predict_tile`.
+        """
+        config = PredictConfig(
+            patch_size=patch_size,
+            patch_overlap=patch_overlap,
+            iou_threshold=iou_threshold,
+            class_aware_merge=bool(class_aware),
+            batch_size=batch_size,
+            workers=workers,
+            device=str(self.device if device is None else resolve_device(device)),
+            precision=precision,
+            bands=None if bands is None else tuple(bands),
+            value_range=None if value_range is None else tuple(value_range),
+        )
+        return _predict.predict_tile(
+            self.model, self.label_map, raster, config, image_path=image_path, progress=progress
+        )
+
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        train: str | os.PathLike | pd.DataFrame,
+        val: str | os.PathLike | pd.DataFrame | None = None,
+        *,
+        labels: Sequence[str] | None = None,
+        root_dir: str | os.PathLike | None = None,
+        val_root_dir: str | os.PathLike | None = None,
+        output_dir: str | os.PathLike = "runs/train",
+        resume: str | os.PathLike | bool | None = None,
+        crop_size: int | None = None,
+        config: TrainConfig | None = None,
+        progress: bool = True,
+        callbacks: Sequence[Any] = (),
+        **options: Any,
+    ) -> TrainingResult:
+        """Train (or fine-tune) this detector in place with Lightning.
+
+        Args:
+            train: annotations (DeepForest CSV, Pascal VOC, COCO, vector file
+                with a raster... anything :func:`read_annotations` reads) or a
+                box table.
+            val: validation annotations, evaluated every epoch (optional).
+            labels: the classes to train for. When they differ from the
+                detector's, the classification head is rebuilt for them while
+                backbone, FPN and box regression keep their weights. Default:
+                the detector's labels if the data's labels are among them,
+                else the data's labels sorted by name.
+            root_dir, val_root_dir: folders holding the images (default: the
+                annotation file's folder).
+            output_dir: where checkpoints and logs go (see :mod:`deepforest_lite.train`).
+            resume: ``True`` (this ``output_dir``'s last state) or the path of
+                a Lightning ``last.ckpt`` to continue an interrupted run.
+            crop_size: train on random ``crop_size`` px crops of each image.
+            config: a :class:`TrainConfig`; ``**options`` override single
+                fields (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``).
+            progress: show Lightning's progress bar (steps and loss).
+            callbacks: extra Lightning callbacks.
+
+        Ctrl-C stops training after Lightning's graceful shutdown and raises
+        ``KeyboardInterrupt``; ``resume=True`` continues from the last
+        finished epoch.
+
+        Returns:
+            A :class:`~deepforest_lite.train.TrainingResult` with the paths of
+            the saved checkpoints and the last metrics.
+        """
+        from .train import fit_model
+
+        config = dataclasses.replace(config or TrainConfig(), **options)
+        result = fit_model(
+            self.model, self.label_map, self._config, train, val, config=config, labels=labels,
+            root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,
+            crop_size=crop_size, progress=progress, callbacks=callbacks,
+        )
+        self.label_map = result.label_map
+        self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
+        return result
 
 
 def load_model(

@@ -3,23 +3,44 @@
 Images enter the network as RGB float32 in [0, 1] (uint8 / 255), channels
 first, exactly as DeepForest feeds them; the model's own transform normalises
 and resizes them, and returns boxes in the coordinates of the image passed in.
+
+:func:`predict_image` runs the model once on a whole image.
+:func:`predict_tile` runs it on the overlapping windows of a raster of any
+size: windows are read lazily by a :class:`~deepforest_lite.dataset.WindowDataset`
+through a ``DataLoader`` (optionally in worker processes, so reading overlaps
+with the forward passes), empty windows are skipped, the boxes are shifted
+into raster pixels and merged across overlaps (:mod:`deepforest_lite.merge`),
+and georeferenced rasters get map coordinates (:mod:`deepforest_lite.geo`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .annotations import LabelMap
+from .labels import LabelMap
 from .boxes import empty_boxes, make_boxes
-from .raster import check_rgb_array, read_image
+from .config import PredictConfig
+from .errors import InvalidInputError
+from .raster import RasterSource, check_rgb_array, read_image
 
-__all__ = ["image_to_tensor", "detections_to_table", "predict_image", "run_model"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .windows import Window
+
+__all__ = ["image_to_tensor", "detections_to_table", "predict_image", "predict_tile", "run_model"]
+
+#: GDAL's block cache, in bytes, in every process that reads windows for :func:`predict_tile`.
+#: Each window is read once, row after row, so a small cache loses little; GDAL's default
+#: (5 % of RAM) would keep most of a large raster's decoded blocks and grow with its size.
+GDAL_CACHE_BYTES: int = 64 * 2**20
 
 
 def image_to_tensor(image: np.ndarray) -> Tensor:
@@ -84,3 +105,225 @@ def predict_image(
         array = check_rgb_array(image)
     (detection,) = run_model(model, [image_to_tensor(array)], precision)
     return detections_to_table(detection, label_map, image_path)
+
+
+def predict_tile(
+    model: nn.Module,
+    label_map: LabelMap,
+    raster: str | os.PathLike | np.ndarray | RasterSource,
+    config: PredictConfig | None = None,
+    *,
+    image_path: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Detect objects in a raster of any size, window by window.
+
+    The raster is covered by the window grid of
+    :func:`~deepforest_lite.windows.window_grid` (DeepForest 2.1.0's rule for
+    ``config.patch_size`` and ``config.patch_overlap``). Windows are read one
+    at a time (never the whole raster) by a ``DataLoader`` with
+    ``config.workers`` worker processes, each opening its own file handle;
+    windows that are entirely no-data, alpha 0 or black are skipped and never
+    reach the model. Batches of ``config.batch_size`` windows go through
+    :func:`run_model`; each window's boxes are shifted by its offset into
+    raster pixels and duplicates across overlaps are removed with
+    :func:`~deepforest_lite.merge.merge_windows` at ``config.iou_threshold``
+    (across labels unless ``config.class_aware_merge``). Only box arrays are
+    kept between batches, so memory does not grow with the raster's size
+    beyond the boxes found.
+
+    Args:
+        model: a torchvision-style detector (``model(list of 3 x H x W
+            tensors) -> list of {"boxes": FloatTensor[N, 4] xyxy px in that
+            image, "labels": Int64Tensor[N], "scores": FloatTensor[N]}``) with
+            at least one parameter, e.g. the RetinaNet of
+            :func:`deepforest_lite.model.build_retinanet`. When
+            ``config.device`` differs from where its weights are, the model is
+            moved there (and stays there).
+        label_map: turns class ids into names.
+        raster: a file path (GeoTIFF, PNG, JPEG... read with the band and
+            dtype rules of :mod:`deepforest_lite.raster`, ``config.bands`` and
+            ``config.value_range`` applied), an open
+            :class:`~deepforest_lite.raster.RasterSource` (its own band
+            settings are used; ``config.bands``/``value_range`` must be
+            ``None``), or an ``H x W x 3`` uint8 RGB array (windowed in memory).
+        config: tiling, batching, device and precision settings; default
+            :class:`~deepforest_lite.config.PredictConfig()`.
+        image_path: the ``image_path`` value of the rows; default the file's
+            base name (as DeepForest writes it), empty (``None``) for arrays.
+        progress: show a tqdm progress bar on stderr (windows done / total, rate).
+
+    Returns:
+        A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in
+        raster pixels (origin at the raster's top-left corner, x = column),
+        sorted by descending score. When the raster has a CRS it is a
+        :class:`geopandas.GeoDataFrame` that also has ``map_xmin, map_ymin,
+        map_xmax, map_ymax`` (CRS units, from the affine transform), a box
+        polygon ``geometry`` and the raster's CRS. ``attrs`` holds
+        ``"windows"`` (grid size) and ``"empty_windows"`` (windows skipped).
+        Nothing found is an empty table with these columns.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+        RasterError: its bands cannot be used as RGB, or its transform is
+            rotated (checked before any window is read).
+        InvalidInputError: bad settings or array.
+    """
+    from .geo import boxes_to_map, check_north_up
+    from .merge import merge_windows
+    from .model import resolve_device
+
+    config = PredictConfig() if config is None else config
+    if not isinstance(config, PredictConfig):
+        raise InvalidInputError(
+            f"config must be a PredictConfig, got {type(config).__name__}; "
+            "build one with deepforest_lite.PredictConfig(patch_size=..., ...)."
+        )
+    source, opened, image_path = _open_source(raster, config, image_path)
+    try:
+        georeferenced = isinstance(source, RasterSource) and source.is_georeferenced
+        if georeferenced:
+            check_north_up(source.transform)  # fail before the long part, not after it
+        device = resolve_device(config.device)
+        if next(model.parameters()).device != device:
+            model.to(device)
+        name = image_path or ("array" if isinstance(source, np.ndarray) else os.path.basename(source.path))
+        found = _run_windows(model, source, config, device, name if progress else None)
+        table = found.table(label_map, image_path)
+        merged = merge_windows(table, iou_threshold=config.iou_threshold, class_aware=config.class_aware_merge)
+        if georeferenced:
+            merged = boxes_to_map(merged, source.transform, source.crs)
+        merged.attrs.update(windows=found.windows, empty_windows=found.empty)
+        return merged
+    finally:
+        if opened:
+            source.close()
+
+
+def _run_windows(
+    model: nn.Module,
+    source: RasterSource | np.ndarray,
+    config: PredictConfig,
+    device: torch.device,
+    progress_name: str | None,
+) -> _WindowBoxes:
+    """Read the grid's windows through a DataLoader, run the model on batches, keep the boxes.
+
+    ``progress_name`` labels the progress bar; ``None`` shows none.
+    """
+    import rasterio
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from .dataset import WindowDataset, collate_windows
+
+    dataset = WindowDataset(source, patch_size=config.patch_size, patch_overlap=config.patch_overlap)
+    if isinstance(source, RasterSource):
+        source.close()  # workers (and this process, on its first read) open their own handles
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.workers,
+        collate_fn=collate_windows,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_setup_reader_process,
+    )
+    found = _WindowBoxes(windows=len(dataset))
+    bar = tqdm(
+        total=len(dataset), desc=progress_name, unit="window", file=sys.stderr, disable=progress_name is None
+    )
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), bar:
+        for batch in loader:
+            if batch.images:
+                detections = run_model(model, batch.images, config.precision)
+                for detection, window in zip(detections, batch.windows):
+                    found.add(detection, window)
+            found.empty += len(batch.skipped)
+            bar.update(batch.size)
+    return found
+
+
+def _setup_reader_process(worker_id: int = 0) -> None:
+    """``DataLoader`` worker set-up: keep a reader's memory from growing with the raster.
+
+    Bounds GDAL's block cache (:data:`GDAL_CACHE_BYTES`) and, on glibc, fixes
+    malloc's mmap threshold at 128 KiB: glibc otherwise raises the threshold
+    after the first large buffer is freed, so later decoded blocks (0.1-1 MB
+    each) come from the heap, which fragments and keeps growing over thousands
+    of windows. The worker is this package's own process, so the setting
+    touches nothing of the caller's.
+    """
+    from rasterio.env import set_gdal_config
+
+    set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to fix
+            pass
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+class _WindowBoxes:
+    """Boxes found so far, as small numpy arrays (never the windows' tensors), and window counts."""
+
+    def __init__(self, windows: int) -> None:
+        self.windows = windows
+        self.empty = 0
+        self.boxes: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+        self.offsets: list[np.ndarray] = []
+
+    def add(self, detection: dict[str, Tensor], window: Window) -> None:
+        boxes = detection["boxes"].detach().float().cpu().numpy().reshape(-1, 4)
+        if len(boxes) == 0:
+            return
+        self.boxes.append(boxes.astype(np.float64))
+        self.labels.append(detection["labels"].detach().cpu().numpy().reshape(-1))
+        self.scores.append(detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1))
+        self.offsets.append(np.tile(np.array([[window.col_off, window.row_off]], np.float64), (len(boxes), 1)))
+
+    def table(self, label_map: LabelMap, image_path: str | None) -> pd.DataFrame:
+        """Window boxes with their window offsets (:data:`merge.OFFSET_COLUMNS`)."""
+        from .merge import OFFSET_COLUMNS
+
+        if not self.boxes:
+            table = empty_boxes()
+            offsets = np.zeros((0, 2))
+        else:
+            labels = label_map.decode(np.concatenate(self.labels))
+            table = make_boxes(np.concatenate(self.boxes), labels, np.concatenate(self.scores), image_path)
+            offsets = np.concatenate(self.offsets)
+        table[OFFSET_COLUMNS[0]] = offsets[:, 0]
+        table[OFFSET_COLUMNS[1]] = offsets[:, 1]
+        return table
+
+
+def _open_source(
+    raster: str | os.PathLike | np.ndarray | RasterSource, config: PredictConfig, image_path: str | None
+) -> tuple[RasterSource | np.ndarray, bool, str | None]:
+    """``(source, opened_here, image_path)`` for :func:`predict_tile`'s ``raster`` argument."""
+    if isinstance(raster, np.ndarray):
+        if config.bands is not None or config.value_range is not None:
+            raise InvalidInputError(
+                "bands and value_range apply to raster files, but an array was given; "
+                "pass the H x W x 3 uint8 RGB array itself, already scaled and ordered."
+            )
+        return check_rgb_array(raster), False, image_path
+    if isinstance(raster, RasterSource):
+        if config.bands is not None or config.value_range is not None:
+            raise InvalidInputError(
+                "bands and value_range were given together with an open RasterSource, which has its own; "
+                "set them when opening it: RasterSource(path, bands=..., value_range=...)."
+            )
+        return raster, False, os.path.basename(raster.path) if image_path is None else image_path
+    if isinstance(raster, (str, os.PathLike)):
+        source = RasterSource(raster, bands=config.bands, value_range=config.value_range)
+        return source, True, os.path.basename(source.path) if image_path is None else image_path
+    raise InvalidInputError(
+        f"Expected a raster path, a RasterSource or an H x W x 3 uint8 array, got {type(raster).__name__}."
+    )

@@ -39,7 +39,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
-from .annotations import LabelMap, read_annotations
+from .annotations import read_annotations
+from .labels import LabelMap
 from .augment import build_augmentation
 from .boxes import make_boxes
 from .config import ModelConfig, TrainConfig

@@ -14,6 +14,7 @@ So an image smaller than a patch is one window the size of the image.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import InvalidInputError
@@ -62,6 +63,7 @@ def window_grid(
     check_grid_arguments(patch_size, patch_overlap)
     if int(height) <= 0 or int(width) <= 0:
         raise InvalidInputError(f"Image size must be positive, got {height} x {width} px.")
+    patch_size, patch_overlap = int(patch_size), float(patch_overlap)
     w_side, cols = axis_offsets(int(width), patch_size, patch_overlap)
     h_side, rows = axis_offsets(int(height), patch_size, patch_overlap)
     return [Window(c, r, w_side, h_side) for r in rows for c in cols]
@@ -69,11 +71,15 @@ def window_grid(
 
 def check_grid_arguments(patch_size: int, patch_overlap: float) -> None:
     """Raise :class:`InvalidInputError` for a patch size or overlap that makes no grid."""
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0:
+    if isinstance(patch_size, bool) or not isinstance(patch_size, numbers.Integral) or patch_size <= 0:
         raise InvalidInputError(
             f"patch_size must be a positive whole number of pixels, got {patch_size!r}; e.g. 400."
         )
-    if not isinstance(patch_overlap, (int, float)) or not 0 <= patch_overlap < 1:
+    if (
+        isinstance(patch_overlap, bool)
+        or not isinstance(patch_overlap, numbers.Real)
+        or not 0 <= patch_overlap < 1
+    ):
         raise InvalidInputError(
             f"patch_overlap must be a fraction in [0, 1), got {patch_overlap!r}; e.g. 0.05."
         )

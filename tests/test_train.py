@@ -139,3 +139,13 @@ def test_unknown_settings_are_refused(tmp_path, tiny_detector, planted_images):
         det.fit(folder / "train.csv", output_dir=tmp_path / "x", learning_rate=0.1)
     with pytest.raises(dfl.ImageReadError, match="set root_dir"):
         det.fit(folder / "train.csv", root_dir=tmp_path, output_dir=tmp_path / "x", **FAST)
+
+
+def test_lightning_checkpoint_of_our_training_loads(tmp_path, tiny_detector, planted_images):
+    folder, _ = planted_images(n_images=1, size=64, per_image=2)
+    det = tiny_detector(["Red", "Blue"])
+    result = det.fit(folder / "train.csv", output_dir=tmp_path / "run", **FAST)
+    from_lightning = dfl.load_model(result.resume_checkpoint)
+    assert from_lightning.labels == ("Red", "Blue") and from_lightning.config == det.config
+    for key, value in det.model.state_dict().items():
+        assert torch.equal(from_lightning.model.state_dict()[key], value), key

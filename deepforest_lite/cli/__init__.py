@@ -18,6 +18,9 @@ __all__ = ["main"]
 #: Subcommand name -> module (relative to this package) that implements it.
 SUBCOMMANDS: dict[str, str] = {
     "evaluate": ".evaluate",
+    "predict": ".predict",
+    "split": ".split",
+    "train": ".train",
 }
 
 

@@ -1,0 +1,365 @@
+"""``deepforest-lite predict``: detect objects in rasters of any size and write box files.
+
+Each raster is predicted window by window (:meth:`Detector.predict_tile`).
+With ``--output`` all rasters go into one file (their ``image_path`` column
+tells them apart); with ``--output-dir`` each raster gets its own
+``DIR/STEM.EXT`` and a rerun skips rasters whose file already exists, so an
+interrupted batch resumes where it stopped. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ImageReadError, InvalidInputError
+from ._common import fraction, non_negative_int, positive_int
+
+__all__ = ["add_parser", "run"]
+
+#: ``--format`` value -> file extension
+FORMATS: dict[str, str] = {"gpkg": ".gpkg", "geojson": ".geojson", "shp": ".shp", "csv": ".csv"}
+
+_DESCRIPTION = """\
+Detect tree crowns (or birds, or whatever the model was trained on) in one or
+more rasters. Each raster is cut into overlapping windows (DeepForest's grid:
+side --patch-size px, neighbours sharing --patch-overlap of it), the model runs
+on batches of windows, and boxes found twice in an overlap are merged.
+
+Output: with --output, one file for all rasters (format from its extension:
+.gpkg, .geojson, .shp or .csv; vector formats need georeferenced rasters in
+one CRS). With --output-dir, one file per raster, DIR/STEM.gpkg for
+georeferenced rasters and DIR/STEM.csv otherwise (or --format); rasters whose
+file already exists are skipped, so rerunning the same command resumes an
+interrupted batch. Boxes are in pixels (xmin, ymin, xmax, ymax, origin
+top-left); georeferenced rasters also get map coordinates and box polygons in
+the raster's CRS.
+
+--plot: with one raster, a PNG file to draw the boxes on; with several
+rasters, a folder that receives one STEM.png per raster predicted.
+"""
+
+_EPILOG = """\
+examples:
+  deepforest-lite predict ortho.tif --output trees.gpkg
+  deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
+  deepforest-lite predict photo.png --output boxes.csv --plot boxes.png --quiet
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``predict`` on the ``deepforest-lite`` subcommand parser."""
+    from ..config import PredictConfig
+
+    defaults = PredictConfig()
+    parser = subparsers.add_parser(
+        "predict",
+        help="detect objects in rasters of any size and write box files",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files")
+    parser.add_argument(
+        "--model",
+        metavar="PATH_OR_NAME",
+        help="a checkpoint file, a DeepForest checkpoint or hub name (e.g. weecology/deepforest-tree); "
+        "default: the bundled tree model",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv)")
+    where.add_argument(
+        "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped"
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        help="file format with --output-dir (default: gpkg for georeferenced rasters, csv otherwise)",
+    )
+    parser.add_argument(
+        "--patch-size", type=positive_int, default=defaults.patch_size, metavar="PX",
+        help=f"window side in pixels (default {defaults.patch_size})",
+    )
+    parser.add_argument(
+        "--patch-overlap", type=_overlap, default=defaults.patch_overlap, metavar="FRACTION",
+        help=f"fraction of the window side shared by neighbouring windows, in [0, 1) (default {defaults.patch_overlap})",
+    )
+    parser.add_argument(
+        "--iou-threshold", type=fraction, default=defaults.iou_threshold, metavar="IOU",
+        help=f"boxes from different windows overlapping more than this are merged (default {defaults.iou_threshold})",
+    )
+    parser.add_argument(
+        "--score-threshold", type=fraction, default=None, metavar="SCORE",
+        help="drop boxes scoring below this (default: the model's own, 0.1 for DeepForest models)",
+    )
+    parser.add_argument(
+        "--class-aware", action="store_true",
+        help="merge overlapping boxes only when their labels agree (default: across labels, as DeepForest)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
+        help=f"windows per forward pass (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--workers", type=non_negative_int, default=defaults.workers, metavar="N",
+        help=f"processes reading windows while the model runs (default {defaults.workers}: the main process)",
+    )
+    parser.add_argument(
+        "--device", default=defaults.device, metavar="DEVICE",
+        help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)",
+    )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default=defaults.precision,
+        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)",
+    )
+    parser.add_argument(
+        "--bands", type=_bands, metavar="R,G,B",
+        help="1-based band numbers used as red, green, blue (needed for rasters with more than 3 bands)",
+    )
+    parser.add_argument(
+        "--value-range", type=_value_range, metavar="LOW,HIGH",
+        help="scale pixel values LOW..HIGH to 0..255 (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
+    )
+    parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _overlap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _bands(text: str) -> tuple[int, int, int]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected three band numbers >= 1 like 1,2,3, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH like 0,4095, got {text!r}") from None
+    if not low < high:
+        raise argparse.ArgumentTypeError(f"expected LOW < HIGH, got {text!r}")
+    return (low, high)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything that can be checked, load the model, predict, write; returns the exit code."""
+    from ..config import PredictConfig
+    from ..geo import SUPPORTED_EXTENSIONS
+    from ..model import resolve_device
+
+    rasters = [str(r) for r in args.rasters]
+    for raster in rasters:
+        if not os.path.isfile(raster):
+            raise ImageReadError(f"Raster {raster!r} does not exist or is not a file; check the path.")
+    if len(set(map(os.path.abspath, rasters))) != len(rasters):
+        raise InvalidInputError("The same raster is listed more than once; give each raster once.")
+    if args.output is not None:
+        if os.path.isdir(args.output):
+            raise InvalidInputError(f"--output {args.output!r} is a folder; give a file name, or use --output-dir.")
+        if Path(args.output).suffix.lower() not in SUPPORTED_EXTENSIONS:
+            raise InvalidInputError(
+                f"--output {args.output!r} has an unknown extension; use one of {list(SUPPORTED_EXTENSIONS)}."
+            )
+        if args.format is not None:
+            raise InvalidInputError("--format only applies to --output-dir; with --output the extension names the format.")
+    elif os.path.isfile(args.output_dir):
+        raise InvalidInputError(f"--output-dir {args.output_dir!r} is a file; give a folder (it is created if missing).")
+    plot_dir = _check_plot(args.plot, len(rasters))
+    resolve_device(args.device)  # an unknown or unavailable device fails before any work
+    # --bands and --value-range go to each raster's RasterSource, opened in _plan
+    config = PredictConfig(
+        patch_size=args.patch_size,
+        patch_overlap=args.patch_overlap,
+        iou_threshold=args.iou_threshold,
+        class_aware_merge=args.class_aware,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+    )
+
+    jobs = _plan(rasters, args)  # (raster, output file or None, source) for rasters still to do
+    if not jobs:
+        return 0
+    detector = _load_detector(args)
+    if args.output_dir is not None:
+        for raster, target, source in jobs:
+            table = _predict(detector, source, config, args)
+            _write(table, target)
+            print(f"wrote {target} ({_summary(table)})")
+            _plot(raster, table, args.plot, plot_dir)
+        return 0
+
+    tables = []
+    for raster, _, source in jobs:
+        tables.append(_predict(detector, source, config, args))
+        _plot(raster, tables[-1], args.plot, plot_dir)
+    combined = _combine(tables, Path(args.output).suffix.lower())
+    _write(combined, args.output)
+    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''})")
+    return 0
+
+
+def _check_plot(plot: str | None, n_rasters: int) -> str | None:
+    """The folder PNGs go to (``None`` for one PNG file, or no plot)."""
+    if plot is None:
+        return None
+    if plot.lower().endswith(".png"):
+        if n_rasters > 1:
+            raise InvalidInputError(
+                f"--plot {plot!r} is one PNG file but {n_rasters} rasters were given; "
+                "give a folder to get one STEM.png per raster."
+            )
+        if os.path.isdir(plot):
+            raise InvalidInputError(f"--plot {plot!r} is a folder; give a .png file name.")
+        return None
+    if os.path.isfile(plot):
+        raise InvalidInputError(f"--plot {plot!r} is a file; give a .png file name or a folder.")
+    return plot
+
+
+def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str | None, Any]]:
+    """Open every raster still to do (fails early on unusable ones) and name its output."""
+    from ..raster import RasterSource
+
+    stems: dict[str, str] = {}
+    jobs = []
+    for raster in rasters:
+        stem = Path(raster).stem
+        if args.output_dir is not None:
+            if stem in stems:
+                raise InvalidInputError(
+                    f"Rasters {stems[stem]!r} and {raster!r} would both be written to {stem}.*; "
+                    "rename one, or predict them into different --output-dir folders."
+                )
+            stems[stem] = raster
+            done = [
+                os.path.join(args.output_dir, stem + ext)
+                for fmt, ext in FORMATS.items()
+                if args.format in (None, fmt) and os.path.isfile(os.path.join(args.output_dir, stem + ext))
+            ]
+            if done:
+                print(f"skipping {raster}: {done[0]} exists")
+                continue
+        source = RasterSource(raster, bands=args.bands, value_range=args.value_range)
+        source.close()  # reopened when read; keeps file handles few with many rasters
+        target = None
+        if args.output_dir is not None:
+            fmt = args.format or ("gpkg" if source.is_georeferenced else "csv")
+            target = os.path.join(args.output_dir, stem + FORMATS[fmt])
+            if fmt != "csv" and not source.is_georeferenced:
+                raise InvalidInputError(
+                    f"--format {fmt} needs georeferenced rasters but {raster!r} has no CRS; "
+                    "use --format csv (pixel boxes)."
+                )
+        jobs.append((raster, target, source))
+    if args.output is not None:
+        _check_one_crs([source for _, _, source in jobs], Path(args.output).suffix.lower(), args.output)
+    return jobs
+
+
+def _check_one_crs(sources: list[Any], ext: str, output: str) -> None:
+    if ext == ".csv":
+        return
+    plain = [s.path for s in sources if not s.is_georeferenced]
+    if plain:
+        raise InvalidInputError(
+            f"{output!r} is a vector file in map coordinates but {plain[0]!r} has no CRS; "
+            "write a .csv file instead."
+        )
+    crs = {s.crs.to_string() for s in sources}
+    if len(crs) > 1:
+        raise InvalidInputError(
+            f"The rasters have different CRSs ({sorted(crs)}) and one {ext} file holds one; "
+            "use --output-dir (one file per raster) or a .csv file."
+        )
+
+
+def _load_detector(args: argparse.Namespace) -> Any:
+    from ..detector import load_model
+
+    detector = load_model(args.model, device=args.device)
+    if args.score_threshold is not None:
+        detector.score_threshold = args.score_threshold
+    return detector
+
+
+def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
+    return detector.predict_tile(
+        source,
+        config.patch_size,
+        config.patch_overlap,
+        config.iou_threshold,
+        batch_size=config.batch_size,
+        workers=config.workers,
+        device=config.device,
+        class_aware=config.class_aware_merge,
+        precision=config.precision,
+        progress=not args.quiet,
+    )
+
+
+def _combine(tables: list[Any], ext: str) -> Any:
+    """One table for several rasters: a GeoDataFrame for vector files, a plain table for CSV."""
+    import geopandas as gpd
+    import pandas as pd
+
+    if ext != ".csv":
+        crs = tables[0].crs
+        return gpd.GeoDataFrame(pd.concat(tables, ignore_index=True), geometry="geometry", crs=crs)
+    plain = []
+    for table in tables:
+        if isinstance(table, gpd.GeoDataFrame):
+            table = pd.DataFrame(table).assign(geometry=table.geometry.to_wkt())
+        plain.append(pd.DataFrame(table))
+    return pd.concat(plain, ignore_index=True)
+
+
+def _write(table: Any, path: str) -> None:
+    from ..geo import write_boxes
+
+    write_boxes(table, path)
+
+
+def _plot(raster: str, table: Any, plot: str | None, plot_dir: str | None) -> None:
+    if plot is None:
+        return
+    from ..visualize import plot_predictions
+
+    png = os.path.join(plot_dir, Path(raster).stem + ".png") if plot_dir is not None else plot
+    plot_predictions(raster, table, png, show_labels=table["label"].nunique() > 1)
+    print(f"wrote {png}")
+
+
+def _summary(table: Any) -> str:
+    windows = table.attrs.get("windows")
+    empty = table.attrs.get("empty_windows", 0)
+    text = f"{len(table)} boxes"
+    if windows is not None:
+        text += f", {windows} windows" + (f" of which {empty} empty and skipped" if empty else "")
+    return text
+

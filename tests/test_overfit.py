@@ -1,0 +1,47 @@
+"""Training learns: a tiny model overfits planted objects of two classes.
+
+Two 128 px images with four coloured squares each (red = "Red", blue =
+"Blue"), trained from scratch for 400 steps. The assertions are on what the
+model finds afterwards, not on time.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+import deepforest_lite as dfl
+
+
+def _best_label_per_truth(predictions: pd.DataFrame, truth: pd.DataFrame) -> list[str | None]:
+    """For each true box, the label of the highest-scoring prediction with IoU > 0.4 (None if none)."""
+    labels = []
+    for _, t in truth.iterrows():
+        p = predictions[predictions["image_path"] == t["image_path"]]
+        inter = np.clip(np.minimum(p.xmax, t.xmax) - np.maximum(p.xmin, t.xmin), 0, None) * np.clip(
+            np.minimum(p.ymax, t.ymax) - np.maximum(p.ymin, t.ymin), 0, None
+        )
+        iou = inter / ((p.xmax - p.xmin) * (p.ymax - p.ymin) + (t.xmax - t.xmin) * (t.ymax - t.ymin) - inter)
+        hits = p[iou > 0.4]
+        labels.append(hits.sort_values("score")["label"].iloc[-1] if len(hits) else None)
+    return labels
+
+
+def test_tiny_model_overfits_two_classes(tmp_path, planted_images):
+    folder, truth = planted_images(n_images=2, size=128, per_image=4)
+    torch.manual_seed(0)
+    det = dfl.Detector(["Red", "Blue"], backbone="resnet18", resize="scale", fpn_channels=64,
+                       anchor_sizes=(16, 32, 64, 128, 256), device="cpu")
+    det.fit(folder / "train.csv", output_dir=tmp_path / "run", epochs=400, batch_size=2, lr=1e-3,
+            optimizer="adamw", augment="flip", warmup_steps=5, progress=False)
+    predictions = pd.concat([det.predict_image(folder / f"img{i}.png") for i in range(2)], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = dfl.evaluate_boxes(predictions, truth, iou_threshold=0.4)
+    assert scores["recall"] >= 0.9, scores["results"]
+    best = _best_label_per_truth(predictions, truth)
+    accuracy = np.mean([b == t for b, t in zip(best, truth["label"])])
+    assert accuracy >= 0.9, list(zip(best, truth["label"]))
