@@ -60,8 +60,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
@@ -72,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from .boxes import ANNOTATION_COLUMNS, BOX_COLUMNS, check_columns, empty_boxes
+from .files import atomic_write
 from .labels import LabelMap
 from .errors import AnnotationError, ImageReadError, InvalidInputError, LabelError
 
@@ -886,15 +885,5 @@ def write_annotations(
              "label": [empty_label] * len(negatives)}
         )
         frame = pd.concat([frame.astype(object), rows.astype(object)], ignore_index=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            frame.to_csv(f, index=False)
-        mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n"))
     return path

@@ -37,7 +37,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ import torch
 from torch import Tensor
 
 from ._version import __version__
+from .files import atomic_write
 from .labels import LabelMap
 from .config import ModelConfig, from_mapping
 from .errors import CheckpointError, InvalidInputError, ModelDownloadError, UnsafeCheckpointError
@@ -131,15 +131,7 @@ def save_checkpoint(
         k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in state_dict.items()
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={_METADATA_KEY: json.dumps(metadata)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_METADATA_KEY: json.dumps(metadata)}))
     return path
 
 

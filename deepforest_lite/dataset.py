@@ -18,18 +18,30 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from .annotations import image_paths
-from .labels import LabelMap
-from .augment import apply_augmentation
 from .boxes import ANNOTATION_COLUMNS, check_columns
+from .labels import LabelMap
 from .errors import ImageReadError, InvalidInputError
-from .predict import image_to_tensor
 from .raster import RasterSource, check_rgb_array, read_image
 from .windows import Window, window_grid
 
-__all__ = ["TrainingDataset", "collate", "WindowDataset", "WindowItem", "WindowBatch", "collate_windows"]
+__all__ = [
+    "TrainingDataset",
+    "collate",
+    "WindowDataset",
+    "WindowItem",
+    "WindowBatch",
+    "collate_windows",
+    "image_to_tensor",
+]
+
+
+def image_to_tensor(image: np.ndarray) -> Tensor:
+    """``H x W x 3`` uint8 RGB -> float32 tensor ``3 x H x W`` in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
 
 
 class TrainingDataset(Dataset):
@@ -107,6 +119,8 @@ class TrainingDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
         image, boxes, labels = self._image(index), self._boxes[index], self._labels[index]
         if self.augmentation is not None:
+            from .augment import apply_augmentation  # albumentations loads only for training
+
             image, boxes, labels = apply_augmentation(self.augmentation, image, boxes, labels)
         target = {
             "boxes": torch.tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),

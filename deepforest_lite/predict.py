@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .labels import LabelMap
 from .boxes import empty_boxes, make_boxes
 from .config import PredictConfig
+from .dataset import image_to_tensor
 from .errors import InvalidInputError
 from .raster import RasterSource, check_rgb_array, read_image
 
@@ -41,11 +42,6 @@ __all__ = ["image_to_tensor", "detections_to_table", "predict_image", "predict_t
 #: Each window is read once, row after row, so a small cache loses little; GDAL's default
 #: (5 % of RAM) would keep most of a large raster's decoded blocks and grow with its size.
 GDAL_CACHE_BYTES: int = 64 * 2**20
-
-
-def image_to_tensor(image: np.ndarray) -> Tensor:
-    """``H x W x 3`` uint8 RGB -> float32 tensor ``3 x H x W`` in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
 
 
 def detections_to_table(
@@ -68,10 +64,16 @@ def run_model(
     model.eval()
     device = next(model.parameters()).device
     batch = [img.to(device, non_blocking=True) for img in images]
-    if precision == "bf16":
+    if precision != "bf16":
+        return model(batch)
+    # The network runs in bfloat16; box decoding and NMS get float32 head outputs, so
+    # coordinates keep full precision (bfloat16 rounds 300 px to steps of 2 px).
+    hook = model.head.register_forward_hook(lambda module, args, out: {k: v.float() for k, v in out.items()})
+    try:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             return model(batch)
-    return model(batch)
+    finally:
+        hook.remove()
 
 
 def predict_image(

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,7 @@ import pandas as pd
 from .boxes import BOX_COLUMNS, check_columns
 from .errors import ImageReadError, InvalidInputError
 from .raster import check_rgb_array
+from .files import atomic_write
 
 __all__ = [
     "PREDICTION_COLOR",
@@ -278,7 +277,7 @@ def plot_precision_recall(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
@@ -287,27 +286,12 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
 
     image = check_rgb_array(image)
     picture = Image.fromarray(np.ascontiguousarray(image))
-    return _atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> str:
-    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it to ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def _check_color(color: Any) -> tuple[int, int, int]:

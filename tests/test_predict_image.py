@@ -77,8 +77,15 @@ def test_nothing_found_is_an_empty_table_with_the_columns(detector):
 
 
 def test_bf16_autocast_runs_and_finds_boxes(detector):
+    from deepforest_lite.predict import image_to_tensor, run_model
+
     result = detector.predict_image(IMAGE, precision="bf16")
     assert len(result) > 0 and list(result.columns) == PREDICTION_COLUMNS
+    (raw,) = run_model(detector.model, [image_to_tensor(read_image(IMAGE))], "bf16")
+    # boxes are decoded in float32: bfloat16 would put every corner above 256 px on a 2 px grid
+    assert raw["boxes"].dtype == torch.float32 and raw["scores"].dtype == torch.float32
+    large = raw["boxes"][raw["boxes"] > 256]
+    assert len(large) > 0 and bool((large % 2 != 0).any())
     with pytest.raises(dfl.InvalidInputError, match="Unknown precision 'fp8'"):
         detector.predict_image(IMAGE, precision="fp8")
 

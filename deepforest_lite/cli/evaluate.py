@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..boxes import BOX_COLUMNS, check_columns
 from ..errors import AnnotationError, InvalidInputError
+from ..files import atomic_write
 from ._common import fraction
 
 __all__ = ["add_parser", "run", "read_box_table"]
@@ -188,20 +189,7 @@ def _sibling(output: str, suffix: str) -> str:
 
 def _write_csv(table: pd.DataFrame, path: str, index: bool = False) -> str:
     """Write ``table`` atomically (temporary file beside it, then rename)."""
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=index)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=index))
 
 
 def _write_tables(

@@ -14,12 +14,12 @@ import argparse
 import dataclasses
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
 from ..errors import ConfigError
+from ..files import atomic_write
 from ._common import fail, fraction, non_negative_int, positive_int
 
 #: YAML keys that describe the run rather than TrainConfig fields.
@@ -145,12 +145,4 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
