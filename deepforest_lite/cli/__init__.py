@@ -45,6 +45,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return run_safely(args.run, args)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
