@@ -309,6 +309,7 @@ def _from_deepforest(
         backbone=str(arch["backbone"]),
         fpn_channels=int(arch["fpn_channels"]),
         frozen_batchnorm=bool(arch["frozen_batchnorm"]),
+        head_norm=str(arch["head_norm"]),
     )
     if config.frozen_batchnorm:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}

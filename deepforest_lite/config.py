@@ -34,6 +34,8 @@ BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 RESIZE_MODES: tuple[str, ...] = ("short_side", "scale")
+HEAD_NORMS: tuple[str, ...] = ("none", "group")
+GROUPS = 32  # GroupNorm groups in the heads with head_norm="group"
 
 T = TypeVar("T")
 
@@ -62,6 +64,9 @@ class ModelConfig:
         scale_factor: factor for ``resize="scale"`` (1.0 = native resolution).
         anchor_sizes: base anchor side in px (network input scale) for P3..P7.
         fpn_channels: channels of every FPN level and of the heads.
+        head_norm: ``"none"`` (torchvision's and DeepForest's heads) or
+            ``"group"`` (GroupNorm after each head convolution, as torchvision's
+            RetinaNet v2; trains better from scratch).
         frozen_batchnorm: ``True`` uses torchvision's FrozenBatchNorm2d in the
             backbone (pretrained backbones, DeepForest checkpoints); ``False``
             trainable BatchNorm2d (training from scratch).
@@ -80,6 +85,7 @@ class ModelConfig:
     scale_factor: float = 1.0
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     fpn_channels: int = 256
+    head_norm: str = "none"
     frozen_batchnorm: bool = True
     trainable_backbone_layers: int = 3
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -110,6 +116,12 @@ class ModelConfig:
                 f"got {self.anchor_sizes!r}."
             )
         _check_positive_int("fpn_channels", self.fpn_channels)
+        if self.head_norm not in HEAD_NORMS:
+            raise InvalidInputError(f"Unknown head_norm {self.head_norm!r}; choose one of {list(HEAD_NORMS)}.")
+        if self.head_norm == "group" and self.fpn_channels % GROUPS:
+            raise InvalidInputError(
+                f"head_norm='group' needs fpn_channels divisible by {GROUPS}, got {self.fpn_channels}."
+            )
         if not 0 <= self.trainable_backbone_layers <= 5:
             raise InvalidInputError(
                 "trainable_backbone_layers must be between 0 and 5, "

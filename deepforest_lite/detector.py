@@ -87,7 +87,14 @@ class Detector:
         detector.label_map = checkpoint.label_map
         detector._config = checkpoint.config
         detector.model = build_retinanet(checkpoint.config, len(checkpoint.label_map))
-        missing, unexpected = detector.model.load_state_dict(checkpoint.state_dict, strict=False)
+        try:
+            missing, unexpected = detector.model.load_state_dict(checkpoint.state_dict, strict=False)
+        except RuntimeError as exc:  # tensor shapes that do not fit
+            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+            raise ckpt.CheckpointError(
+                f"The weights from {checkpoint.metadata.get('source', 'the checkpoint')!r} do not fit the model "
+                f"they describe ({detail[:200]}); check the labels given for this file."
+            ) from None
         if missing or unexpected:
             raise ckpt.CheckpointError(
                 f"The weights from {checkpoint.metadata.get('source', 'the checkpoint')!r} do not fit the "

@@ -22,19 +22,20 @@ Tensor names in the state dict are torchvision's (``backbone.body.*``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import torch
 import torchvision
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.retinanet import RetinaNet, RetinaNetClassificationHead
+from torchvision.models.detection.retinanet import RetinaNet, RetinaNetClassificationHead, RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .config import ModelConfig
+from .config import GROUPS, ModelConfig
 from .errors import CheckpointError, InvalidInputError
 
 __all__ = [
@@ -103,6 +104,9 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
         (int(s), int(s * 2 ** (1.0 / 3)), int(s * 2 ** (2.0 / 3))) for s in config.anchor_sizes
     )
     anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    head = RetinaNetHead(
+        config.fpn_channels, anchors.num_anchors_per_location()[0], num_classes, norm_layer=_head_norm(config)
+    )
     model = RetinaNet(
         backbone,
         num_classes=num_classes,
@@ -111,6 +115,7 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
         image_mean=list(config.image_mean),
         image_std=list(config.image_std),
         anchor_generator=anchors,
+        head=head,
         score_thresh=config.score_threshold,
         nms_thresh=config.nms_threshold,
         detections_per_img=config.detections_per_image,
@@ -122,6 +127,10 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
         )
     set_trainable_backbone_layers(model, config.trainable_backbone_layers)
     return model
+
+
+def _head_norm(config: ModelConfig) -> Callable[[int], nn.Module] | None:
+    return partial(nn.GroupNorm, GROUPS) if config.head_norm == "group" else None
 
 
 def set_trainable_backbone_layers(model: RetinaNet, trainable_layers: int) -> None:
@@ -161,7 +170,9 @@ def replace_classification_head(model: RetinaNet, num_classes: int) -> None:
     """
     old = model.head.classification_head
     in_channels = old.conv[0][0].in_channels
-    new = RetinaNetClassificationHead(in_channels, old.num_anchors, num_classes)
+    norm = old.conv[0][1] if len(old.conv[0]) > 2 else None  # conv, [norm,] ReLU
+    norm_layer = partial(nn.GroupNorm, norm.num_groups) if isinstance(norm, nn.GroupNorm) else None
+    new = RetinaNetClassificationHead(in_channels, old.num_anchors, num_classes, norm_layer=norm_layer)
     device = next(old.parameters()).device
     model.head.classification_head = new.to(device)
 
@@ -176,7 +187,7 @@ def infer_architecture(state_dict: Mapping[str, Tensor]) -> dict[str, object]:
     """Read backbone depth, FPN width, class and anchor counts off a RetinaNet state dict.
 
     Returns a dict with ``backbone``, ``fpn_channels``, ``num_classes``,
-    ``num_anchors`` and ``frozen_batchnorm`` (``True`` when the state dict has no
+    ``num_anchors``, ``head_norm`` and ``frozen_batchnorm`` (``True`` when the state dict has no
     ``num_batches_tracked`` buffers, as FrozenBatchNorm2d saves).
     """
     keys = set(state_dict)
@@ -201,6 +212,7 @@ def infer_architecture(state_dict: Mapping[str, Tensor]) -> dict[str, object]:
         "num_anchors": int(num_anchors),
         "num_classes": int(cls.shape[0] // num_anchors),
         "frozen_batchnorm": not any(k.endswith("num_batches_tracked") for k in keys),
+        "head_norm": "group" if "head.classification_head.conv.0.1.weight" in keys else "none",
     }
 
 

@@ -209,3 +209,25 @@ def test_every_backbone_builds_and_round_trips(tmp_path):
             again.state_dict["head.regression_head.bbox_reg.weight"].numpy(),
             det.model.head.regression_head.bbox_reg.weight.detach().numpy(),
         )
+
+
+def test_group_norm_heads_round_trip_and_are_read_off_plain_weights(tmp_path, tiny_detector):
+    det = tiny_detector(["Tree", "Snag"], head_norm="group")
+    assert isinstance(det.model.head.regression_head.conv[0][1], torch.nn.GroupNorm)
+    again = dfl.load_model(det.save(tmp_path / "gn.safetensors"))
+    assert again.config.head_norm == "group"
+    torch.save(det.model.state_dict(), tmp_path / "plain.pt")
+    plain = load_checkpoint(tmp_path / "plain.pt", labels=["Tree", "Snag"])
+    assert plain.config.head_norm == "group" and plain.config.fpn_channels == 32
+    with pytest.raises(dfl.InvalidInputError, match="divisible by 32"):
+        dfl.Detector(["Tree"], backbone="resnet18", fpn_channels=48, head_norm="group", device="cpu")
+
+
+def test_weights_that_do_not_fit_their_labels_are_a_clear_error(tmp_path, tiny_detector):
+    from deepforest_lite.model import replace_classification_head
+
+    det = tiny_detector(["Tree"])
+    replace_classification_head(det.model, 3)  # the weights now have 3 classes, the labels say 1
+    path = det.save(tmp_path / "broken.safetensors")
+    with pytest.raises(dfl.CheckpointError, match="do not fit the model they describe .*size mismatch"):
+        dfl.load_model(path)

@@ -149,3 +149,11 @@ def test_lightning_checkpoint_of_our_training_loads(tmp_path, tiny_detector, pla
     assert from_lightning.labels == ("Red", "Blue") and from_lightning.config == det.config
     for key, value in det.model.state_dict().items():
         assert torch.equal(from_lightning.model.state_dict()[key], value), key
+
+
+def test_new_head_keeps_group_norm(tiny_detector):
+    det = tiny_detector(["Tree"], head_norm="group")
+    table = dfl.read_annotations(dfl.get_data("testfile_multi.csv"))
+    choose_labels(det.model, det.label_map, None, table)
+    head = det.model.head.classification_head
+    assert isinstance(head.conv[0][1], torch.nn.GroupNorm) and head.cls_logits.out_channels == 9 * 2

@@ -8,7 +8,6 @@ stderr and exit with code 2, never a traceback.
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Sequence
 
 from ._common import ArgumentParser, run_safely
