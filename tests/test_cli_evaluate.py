@@ -154,3 +154,18 @@ def test_warnings_printed_once(files, capsys):
     err = capsys.readouterr().err
     # evaluate_boxes, mean_average_precision and the sweep all warn; the command says it once
     assert err.count("warning: 1 box(es) of the ground truth have no label") == 1
+
+
+def test_predictions_from_a_geopackage_and_truth_from_voc(tmp_path, capsys):
+    from affine import Affine
+
+    truth = dfl.read_annotations(dfl.get_data("OSBS_029.xml"))
+    truth["image_path"] = "OSBS_029.tif"
+    preds = truth.assign(score=0.9).iloc[:30]
+    gdf = dfl.boxes_to_map(preds, Affine(0.1, 0, 404211.9, 0, -0.1, 3285142.9), "EPSG:32617")
+    dfl.write_boxes(gdf, tmp_path / "preds.gpkg")
+    assert main(["evaluate", str(tmp_path / "preds.gpkg"), dfl.get_data("OSBS_029.xml")]) == 0
+    text = capsys.readouterr().out
+    expected = dfl.evaluate_boxes(preds, truth)
+    assert expected["recall"] == pytest.approx(30 / 61)
+    assert f"{expected['recall']:.3f}" in text

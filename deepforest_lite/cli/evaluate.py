@@ -44,8 +44,8 @@ def add_parser(subparsers: Any) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("predictions", metavar="PREDICTIONS", help="CSV of predicted boxes")
-    parser.add_argument("ground_truth", metavar="GROUND_TRUTH", help="CSV of ground-truth boxes")
+    parser.add_argument("predictions", metavar="PREDICTIONS", help="predicted boxes: a CSV, or the .gpkg/.geojson/.shp of deepforest-lite predict")
+    parser.add_argument("ground_truth", metavar="GROUND_TRUTH", help="ground-truth boxes: DeepForest CSV, Pascal VOC XML or COCO JSON")
     parser.add_argument(
         "--iou-threshold",
         type=fraction,
@@ -75,21 +75,35 @@ def add_parser(subparsers: Any) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-# TEMPORARY reader: the single place where this subcommand reads box tables. Swap its body
-# for deepforest_lite.annotations.read_annotations once that function exists.
+
+_VECTOR_SUFFIXES = (".gpkg", ".geojson", ".shp")
 
 
 def read_box_table(path: str, what: str) -> pd.DataFrame:
-    """Read a CSV box table (``image_path, xmin, ymin, xmax, ymax, label[, score]``)."""
-    if not os.path.isfile(path):
+    """Read a box table: a CSV (kept as written, ``0,0,0,0`` rows included, which
+    :func:`evaluate_boxes` reads as "no objects"), a box file written by
+    ``deepforest-lite predict`` (``.gpkg``, ``.geojson``, ``.shp``; the pixel columns
+    are used), or any other annotation file :func:`read_annotations` reads (VOC, COCO).
+    """
+    if not os.path.exists(path):
         raise AnnotationError(f"The {what} file {path!r} does not exist; check the path.")
-    try:
-        table = pd.read_csv(path, dtype={"label": str, "image_path": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise AnnotationError(
-            f"Cannot read the {what} file {path!r} as CSV ({str(exc).splitlines()[0]}); "
-            "give a CSV with columns image_path, xmin, ymin, xmax, ymax, label."
-        ) from None
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in _VECTOR_SUFFIXES:
+        import geopandas as gpd
+
+        table = pd.DataFrame(gpd.read_file(path)).drop(columns="geometry", errors="ignore")
+    elif suffix == ".csv":
+        try:
+            table = pd.read_csv(path, dtype={"label": str, "image_path": str})
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise AnnotationError(
+                f"Cannot read the {what} file {path!r} as CSV ({str(exc).splitlines()[0]}); "
+                "give a CSV with columns image_path, xmin, ymin, xmax, ymax, label."
+            ) from None
+    else:
+        from ..annotations import read_annotations
+
+        table = read_annotations(path)
     check_columns(table, ["image_path", *BOX_COLUMNS, "label"], what=f"{what} file {path!r}")
     return table
 
