@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -21,6 +22,12 @@ import pandas as pd
 
 import deepforest_lite as dfl
 from deepforest_lite.annotations import image_paths
+
+
+def _figure(value: float) -> float | None:
+    """Rounded to 4 decimals; ``None`` (JSON null) for a figure that cannot be computed (NaN)."""
+    value = float(value)
+    return None if math.isnan(value) else round(value, 4)
 
 
 def main() -> None:
@@ -64,22 +71,22 @@ def main() -> None:
         "predicted_boxes": int(scores["n_predictions"]),
         "iou_threshold": args.iou_threshold,
         "score_threshold": det.score_threshold,
-        "box_precision": round(float(scores["box_precision"]), 4),
-        "box_recall": round(float(scores["box_recall"]), 4),
-        "precision": round(float(scores["precision"]), 4),
-        "recall": round(float(scores["recall"]), 4),
-        "f1": round(float(scores["f1"]), 4),
-        "map_50": round(float(maps["map_50"]), 4),
-        "map": round(float(maps["map"]), 4),
+        "box_precision": _figure(scores["box_precision"]),
+        "box_recall": _figure(scores["box_recall"]),
+        "precision": _figure(scores["precision"]),
+        "recall": _figure(scores["recall"]),
+        "f1": _figure(scores["f1"]),
+        "map_50": _figure(maps["map_50"]),
+        "map": _figure(maps["map"]),
         "best_f1_threshold": dfl.best_threshold(sweep),
-        "best_f1": round(float(sweep["f1"].max()), 4),
+        "best_f1": _figure(sweep["f1"].max()),
         "seconds": round(seconds, 2),
     }
+    shown = {k: "n/a" if v is None else f"{v:.3f}" for k, v in result.items() if isinstance(v, float) or v is None}
     print(
         f"{result['images']} image(s), {result['truth_boxes']} true boxes, {result['predicted_boxes']} predicted: "
-        f"box precision {result['box_precision']:.3f}, box recall {result['box_recall']:.3f}, "
-        f"pooled P/R/F1 {result['precision']:.3f}/{result['recall']:.3f}/{result['f1']:.3f}, "
-        f"mAP@0.5 {result['map_50']:.3f}",
+        f"box precision {shown['box_precision']}, box recall {shown['box_recall']}, "
+        f"pooled P/R/F1 {shown['precision']}/{shown['recall']}/{shown['f1']}, mAP@0.5 {shown['map_50']}",
         file=sys.stderr,
     )
     print(json.dumps(result))

@@ -348,6 +348,7 @@ def mean_average_precision(
         max_detection_thresholds=[1, 10, max_detections],
         class_metrics=True,
         backend="pycocotools",
+        extended_summary=True,
     )
     if images:
         metric.update(
@@ -377,11 +378,17 @@ def mean_average_precision(
         f"mar_{max_detections}",
     ]
     out: dict[str, Any] = {k: scalar(k) for k in keys}
+    # pycocotools' summary reads the overall mAP (and torchmetrics the per-class mAP) at a
+    # hard-coded 100 detections, giving -1 for any other max_detections; read both from the
+    # precision table instead: [IoU thresholds, recall points, classes, areas (all first), max dets].
+    precision = torch.as_tensor(raw["precision"]) if raw else None
+    if precision is not None:
+        out["map"] = _mean_defined(precision[:, :, :, 0, -1])
 
     rows = []
     if raw:
         classes = torch.as_tensor(raw["classes"]).reshape(-1).tolist()
-        per_map = torch.as_tensor(raw["map_per_class"]).reshape(-1).tolist()
+        per_map = [_mean_defined(precision[:, :, k, 0, -1]) for k in range(precision.shape[2])]
         per_mar = torch.as_tensor(raw[f"mar_{max_detections}_per_class"]).reshape(-1).tolist()
         if len(per_map) == len(classes):
             for c, m, r in zip(classes, per_map, per_mar):
@@ -394,6 +401,12 @@ def mean_average_precision(
                 )
     out["class_map"] = pd.DataFrame(rows, columns=["label", "map", "mar"])
     return out
+
+
+def _mean_defined(values: Any) -> float:
+    """Mean of the entries COCO could compute (it marks the others -1); NaN when there are none."""
+    defined = values[values > -1]
+    return float(defined.mean()) if defined.numel() else math.nan
 
 
 # --------------------------------------------------------------------------- preparation

@@ -418,6 +418,18 @@ def test_map_by_reasoning():
     assert m["map"] == pytest.approx(0.5 * 51 / 101, abs=1e-6)  # IoU 1 passes every COCO threshold
 
 
+@pytest.mark.parametrize("max_detections", [11, 100, 300])
+def test_map_does_not_depend_on_max_detections_above_the_box_count(max_detections):
+    # pycocotools reads its overall mAP at a fixed 100 detections (-1 for any other setting);
+    # the figures must not change with max_detections while every image has fewer boxes.
+    truth = table([SQUARE, OTHER])
+    preds = table([SQUARE, (100, 100, 110, 110, "Tree")], scores=[0.8, 0.9])
+    m = mean_average_precision(preds, truth, max_detections=max_detections)
+    assert m["map"] == pytest.approx(0.5 * 51 / 101, abs=1e-6)
+    assert m["map_50"] == pytest.approx(0.5 * 51 / 101, abs=1e-6)
+    assert m["class_map"]["map"].iloc[0] == pytest.approx(0.5 * 51 / 101, abs=1e-6)
+
+
 def test_map_is_per_label():
     # a perfectly placed box with the wrong label is no detection for mAP
     truth = table([(0, 0, 10, 10, "A")])
