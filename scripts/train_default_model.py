@@ -102,11 +102,12 @@ def main() -> None:
         **final.metadata.get("training", {}),
         "command": " ".join(["python", *map(shlex.quote, [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])]),
         "config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO) else str(args.config),
+        "train": os.path.relpath(train_csv, REPO) if train_csv.is_relative_to(REPO) else str(train_csv),
         "data": "neon-plots (train split), 2019_YELL_2 crops (400 px tiles), SOAP_061; all labelled Tree",
         "holdout_plots": sorted(pd.read_csv(holdout_csv)["image_path"].unique().tolist()),
         "seed": train_config.seed,
         "epochs": result.epochs_completed,
-        "wall_time_s_last_session": round(time.perf_counter() - started, 1),
+        "wall_time_s_script": round(time.perf_counter() - started, 1),  # data preparation + training
     }
     provenance.pop("metrics", None)
     provenance.pop("train", None)
