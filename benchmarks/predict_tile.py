@@ -145,25 +145,27 @@ def raw_forward_rate(det: object, path: Path, args: argparse.Namespace, precisio
     return len(picked) / elapsed
 
 
-class TimedModel:
-    """Wraps a detector's network and adds up the seconds spent in its forward passes."""
+class ForwardTimer:
+    """Adds up the seconds a network spends in its forward passes (forward hooks on the module itself,
+    so ``predict_tile`` still gets the RetinaNet with its ``head`` and thresholds)."""
 
-    def __new__(cls, model):  # an nn.Module subclass made on first use, so torch loads lazily
-        import torch
+    def __init__(self, model) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+        self._hooks = [
+            model.register_forward_pre_hook(lambda module, args: self._begin()),
+            model.register_forward_hook(lambda module, args, out: self._end()),
+        ]
 
-        class _Timed(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-                self.seconds = 0.0
+    def _begin(self) -> None:
+        self._start = time.perf_counter()
 
-            def forward(self, images):
-                start = time.perf_counter()
-                out = self.inner(images)
-                self.seconds += time.perf_counter() - start
-                return out
+    def _end(self) -> None:
+        self.seconds += time.perf_counter() - self._start
 
-        return _Timed(model)
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
 
 
 def end_to_end(det: object, path: Path, args: argparse.Namespace, precision: str) -> tuple[object, float, float]:
@@ -171,14 +173,17 @@ def end_to_end(det: object, path: Path, args: argparse.Namespace, precision: str
     from deepforest_lite.config import PredictConfig
     from deepforest_lite.predict import predict_tile
 
-    timed = TimedModel(det.model)
     settings = PredictConfig(
         patch_size=args.patch_size, patch_overlap=args.patch_overlap, batch_size=args.batch_size,
         workers=args.workers, device=str(det.device), precision=precision,
     )
-    start = time.perf_counter()
-    table = predict_tile(timed, det.label_map, path, settings, progress=args.progress)
-    return table, time.perf_counter() - start, timed.seconds
+    timer = ForwardTimer(det.model)
+    try:
+        start = time.perf_counter()
+        table = predict_tile(det.model, det.label_map, path, settings, progress=args.progress)
+        return table, time.perf_counter() - start, timer.seconds
+    finally:
+        timer.remove()
 
 
 def matched_fraction(a: object, b: object, iou: float = 0.5) -> tuple[int, float]:

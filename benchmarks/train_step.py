@@ -5,6 +5,8 @@ feeds random images with a few boxes each and times forward + backward +
 optimizer step, after warm-up steps. Prints one JSON line.
 
     python benchmarks/train_step.py --backbone resnet18 --batch-size 8 --patch-size 400 --steps 5
+
+``--fpn-channels 128 --head-norm group`` gives the bundled tree-lite architecture.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--patch-size", type=int, default=400)
     parser.add_argument("--fpn-channels", type=int, default=256)
+    parser.add_argument("--head-norm", choices=dfl.config.HEAD_NORMS, default="none")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -35,7 +38,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     det = dfl.Detector(["Tree"], backbone=args.backbone, resize="scale", fpn_channels=args.fpn_channels,
-                       anchor_sizes=(16, 32, 64, 128, 256), device=args.device)
+                       anchor_sizes=(16, 32, 64, 128, 256), head_norm=args.head_norm, device=args.device)
     model = det.model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     device = det.device
@@ -59,7 +62,7 @@ def main() -> None:
         step()
     seconds = (time.perf_counter() - start) / args.steps
     print(json.dumps({
-        "backbone": args.backbone, "fpn_channels": args.fpn_channels, "batch_size": args.batch_size,
+        "backbone": args.backbone, "fpn_channels": args.fpn_channels, "head_norm": args.head_norm, "batch_size": args.batch_size,
         "patch_size": args.patch_size, "precision": args.precision, "device": str(device),
         "seconds_per_step": round(seconds, 3), "images_per_second": round(args.batch_size / seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
