@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
+    args.data, args.work_dir = args.data.resolve(), args.work_dir.resolve()  # train.csv holds absolute paths
 
     started = time.perf_counter()
     settings = load_config_file(args.config)
