@@ -110,8 +110,6 @@ def main() -> None:
         "epochs": result.epochs_completed,
         "wall_time_s_script": round(time.perf_counter() - started, 1),  # data preparation + training
     }
-    provenance.pop("metrics", None)
-    provenance.pop("train", None)
     final.save(args.output, half=True, extra=provenance)
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
 
