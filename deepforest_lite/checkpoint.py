@@ -367,23 +367,44 @@ def _own_metadata(path: Path) -> dict[str, Any] | None:
 
 
 def _download_from_hub(repo_id: str, revision: str | None) -> Path:
-    """Fetch ``config.json`` and ``model.safetensors`` of a hub model into huggingface_hub's cache."""
-    from huggingface_hub import hf_hub_download
+    """``config.json`` and ``model.safetensors`` of a hub model, from huggingface_hub's cache or the hub.
 
+    A model already in the cache is used without contacting the hub (instant
+    and offline); otherwise both files are downloaded into the cache.
+    """
     try:
-        weights = hf_hub_download(repo_id, "model.safetensors", revision=revision, library_name="deepforest-lite")
-        try:
-            hf_hub_download(repo_id, "config.json", revision=revision, library_name="deepforest-lite")
-        except Exception:  # a repository without config.json still has usable weights
-            pass
+        return _fetch_from_hub(repo_id, revision, local_files_only=True)
+    except Exception:  # not cached (or only partly): download
+        pass
+    try:
+        return _fetch_from_hub(repo_id, revision, local_files_only=False)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelDownloadError(
             f"Could not fetch {repo_id!r} from the Hugging Face Hub ({reason}); on a machine with internet "
-            "run `huggingface-cli download "
-            f"{repo_id}` (or copy its model.safetensors and config.json into a folder) and pass that "
-            "folder: load_model('path/to/folder')."
+            f"run `hf download {repo_id}` (`huggingface-cli download` in older huggingface_hub) or copy "
+            "its model.safetensors and config.json into a folder, and pass that folder: "
+            "load_model('path/to/folder')."
         ) from None
+
+
+def _fetch_from_hub(repo_id: str, revision: str | None, *, local_files_only: bool) -> Path:
+    import logging
+
+    from huggingface_hub import hf_hub_download
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # no "Retrying in 1s" lines: a failure is one ModelDownloadError
+    try:
+        fetch = dict(revision=revision, library_name="deepforest-lite", local_files_only=local_files_only)
+        weights = hf_hub_download(repo_id, "model.safetensors", **fetch)
+        try:
+            hf_hub_download(repo_id, "config.json", **fetch)
+        except Exception:  # a repository without config.json still has usable weights
+            pass
+    finally:
+        hub_logger.setLevel(level)
     return Path(weights).parent
 
 

@@ -155,6 +155,29 @@ def test_hub_name_loads_from_the_huggingface_cache(tmp_path, tiny_detector, monk
         assert torch.equal(ckpt.state_dict[key], value), key
 
 
+def test_cached_hub_model_loads_without_contacting_the_hub(tmp_path, tiny_detector, monkeypatch):
+    import socket
+
+    import huggingface_hub.constants
+
+    source = tiny_detector(["Tree"], frozen_batchnorm=True)
+    _fill_hub_cache(tmp_path, "weecology/deepforest-tree", source.model.state_dict(), {"label_dict": {"Tree": 0}})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # online as far as the hub knows
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    det = dfl.load_model("weecology/deepforest-tree", device="cpu")
+    assert det.labels == ("Tree",) and attempts == []
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(det.model.state_dict()[key], value), key
+
+
 def test_hub_name_offline_without_cache_says_what_to_do(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
