@@ -1,8 +1,14 @@
 """Training learns: a tiny model overfits planted objects of two classes.
 
-Two 128 px images with four coloured squares each (red = "Red", blue =
-"Blue"), trained from scratch for 400 steps. The assertions are on what the
-model finds afterwards, not on time.
+Eight 128 px images with four coloured squares each (red = "Red", blue =
+"Blue"), trained from scratch for 100 steps (50 epochs of 2 batches). The
+assertions are on what the model finds afterwards, not on time.
+
+The settings leave a wide margin so that the outcome does not hinge on the
+floating-point order of one machine: with five seeds and one or two threads
+every run here reached recall 1.0 and label accuracy 1.0 after 50 epochs, and
+recall 0.97 already after 30. (The earlier set-up, 2 images x 400 one-step
+epochs without head normalisation, passed or failed with the thread count.)
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ def _best_label_per_truth(predictions: pd.DataFrame, truth: pd.DataFrame) -> lis
 
 
 def test_tiny_model_overfits_two_classes(tmp_path, planted_images):
-    folder, truth = planted_images(n_images=2, size=128, per_image=4)
+    n_images = 8
+    folder, truth = planted_images(n_images=n_images, size=128, per_image=4)
     torch.manual_seed(0)
-    det = dfl.Detector(["Red", "Blue"], backbone="resnet18", resize="scale", fpn_channels=64,
+    det = dfl.Detector(["Red", "Blue"], backbone="resnet18", resize="scale", fpn_channels=64, head_norm="group",
                        anchor_sizes=(16, 32, 64, 128, 256), device="cpu")
-    det.fit(folder / "train.csv", output_dir=tmp_path / "run", epochs=400, batch_size=2, lr=1e-3,
-            optimizer="adamw", augment="flip", warmup_steps=5, progress=False)
-    predictions = pd.concat([det.predict_image(folder / f"img{i}.png") for i in range(2)], ignore_index=True)
+    det.fit(folder / "train.csv", output_dir=tmp_path / "run", epochs=50, batch_size=4, lr=1e-3,
+            optimizer="adamw", augment="flip", warmup_steps=5, progress=False, seed=0)
+    predictions = pd.concat(
+        [det.predict_image(folder / f"img{i}.png") for i in range(n_images)], ignore_index=True
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores = dfl.evaluate_boxes(predictions, truth, iou_threshold=0.4)
