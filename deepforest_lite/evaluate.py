@@ -240,9 +240,12 @@ def threshold_sweep(
 def best_threshold(sweep: pd.DataFrame, metric: str = "f1") -> float:
     """The score threshold of the row of ``sweep`` with the highest ``metric`` (default F1).
 
-    Ties go to the lowest threshold (it keeps the most predictions for the
-    same score on this data). ``sweep`` is the table :func:`threshold_sweep`
-    returns.
+    Ties go to the highest threshold. Thresholds that keep the same
+    predictions tie, and the lower ones say nothing the data can back: when
+    every prediction scores at least 0.3 (the model's own threshold), 0.0 to
+    0.3 all tie, and 0.3 is the answer, not a 0.0 that would let unseen
+    low-scoring boxes through on the next image. ``sweep`` is the table
+    :func:`threshold_sweep` returns.
 
     Raises:
         InvalidInputError: ``sweep`` lacks ``score_threshold`` or ``metric``, or
@@ -256,7 +259,8 @@ def best_threshold(sweep: pd.DataFrame, metric: str = "f1") -> float:
             f"Every {metric!r} value in the sweep is NaN (no predictions and no ground truth?); "
             "check the inputs of threshold_sweep."
         )
-    return float(ordered["score_threshold"].iloc[int(np.nanargmax(values.to_numpy(dtype=float)))])
+    last_best = len(values) - 1 - int(np.nanargmax(values.to_numpy(dtype=float)[::-1]))
+    return float(ordered["score_threshold"].iloc[last_best])
 
 
 def mean_average_precision(

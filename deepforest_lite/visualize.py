@@ -63,7 +63,11 @@ def draw_boxes(
         image: ``H x W x 3`` ``uint8`` RGB array.
         boxes: box table whose coordinates are pixels *of this array*
             (``xmin, ymin, xmax, ymax``, ``xmax``/``ymax`` exclusive). ``label``
-            and ``score`` are written above each box when present and asked for.
+            and ``score`` are written above each box when present and asked
+            for. Captions never overlap: the highest-scoring boxes are
+            captioned first and a caption that would cover another is left
+            out, so an overview of thousands of boxes shows every outline and
+            a readable sample of captions, not a carpet of text.
         color: RGB outline colour.
         line_width: outline width in pixels, drawn inside the box.
         show_labels, show_scores: write ``label`` and/or ``score`` (2 decimals).
@@ -87,8 +91,9 @@ def draw_boxes(
     font = ImageFont.load_default()
     coords = boxes[BOX_COLUMNS].to_numpy(dtype=float)
     labels = boxes["label"].astype(str).tolist() if show_labels and "label" in boxes.columns else None
-    scores = boxes["score"].to_numpy(dtype=float) if show_scores and "score" in boxes.columns else None
-    captions: list[tuple[int, int, str]] = []
+    boxes_scores = boxes["score"].to_numpy(dtype=float) if "score" in boxes.columns else None
+    scores = boxes_scores if show_scores else None
+    captions: list[tuple[float, int, int, str]] = []  # (sort key, x0, y0, text)
     for i, (xmin, ymin, xmax, ymax) in enumerate(coords):
         if not np.all(np.isfinite([xmin, ymin, xmax, ymax])):
             continue
@@ -103,11 +108,17 @@ def draw_boxes(
         if scores is not None and np.isfinite(scores[i]):
             parts.append(f"{scores[i]:.2f}")
         if parts:
-            captions.append((x0, y0, " ".join(parts)))
-    for x0, y0, text in captions:  # after all outlines, so no outline crosses a caption
+            key = -boxes_scores[i] if boxes_scores is not None and np.isfinite(boxes_scores[i]) else math.inf
+            captions.append((key, x0, y0, " ".join(parts)))
+    taken = np.zeros((height, width), dtype=bool)  # picture pixels under a caption already drawn
+    # after all outlines, so no outline crosses a caption; best score first, stable for ties
+    for _, x0, y0, text in sorted(captions, key=lambda c: c[0]):
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = right - left + 2, bottom - top + 2
         ty = y0 - th if y0 - th >= 0 else y0 + int(line_width)
+        if taken[ty : ty + th, x0 : x0 + tw].any():
+            continue  # it would cover a better box's caption
+        taken[ty : ty + th, x0 : x0 + tw] = True
         draw.rectangle((x0, ty, x0 + tw - 1, ty + th - 1), fill=color)
         draw.text((x0 + 1 - left, ty + 1 - top), text, fill=(0, 0, 0), font=font)
     return np.asarray(canvas, dtype=np.uint8).copy()

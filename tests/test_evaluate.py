@@ -378,11 +378,23 @@ def test_threshold_sweep_defaults_and_ties():
     assert sweep["score_threshold"].tolist() == list(DEFAULT_SWEEP_THRESHOLDS)
     assert len(sweep) == 20
     # 0.65 and 0.70 both keep the three top-scoring true positives (F1 6/7, the best);
-    # ties go to the lowest threshold
+    # ties go to the highest threshold
     f1 = sweep.set_index("score_threshold")["f1"]
     assert f1[0.65] == f1[0.7] == pytest.approx(6 / 7)
-    assert best_threshold(sweep) == 0.65
+    assert best_threshold(sweep) == 0.7
     assert {"box_precision", "box_recall"} <= set(sweep.columns)
+
+
+def test_best_threshold_does_not_go_below_the_scores_it_saw():
+    # a model that keeps only boxes scoring >= 0.3: thresholds 0.00..0.30 keep the same box and tie
+    preds = table([SQUARE, (100, 100, 110, 110, "Tree")], scores=[0.9, 0.32])
+    sweep = threshold_sweep(preds, table([SQUARE]))
+    f1 = sweep.set_index("score_threshold")["f1"]
+    assert f1.iloc[0] == f1[f1.index <= 0.3 + 1e-9].min() == pytest.approx(2 / 3)
+    assert (f1[(f1.index > 0.33) & (f1.index < 0.9 + 1e-9)] == 1.0).all()  # dropping the 0.32 box helps
+    assert best_threshold(sweep) == pytest.approx(0.9)  # 0.35..0.90 keep the same box: the highest wins
+    single = table([SQUARE], scores=[0.32])
+    assert best_threshold(threshold_sweep(single, table([SQUARE]))) == pytest.approx(0.3)
 
 
 def test_threshold_sweep_needs_scores():

@@ -65,6 +65,19 @@ def test_draw_boxes_writes_labels_and_scores():
     assert (plain[:40] == 0).all()
 
 
+def test_draw_boxes_captions_never_overlap_and_the_best_score_wins():
+    image = np.zeros((80, 80, 3), dtype=np.uint8)
+    a, b = (20, 40, 60, 70), (24, 42, 64, 72)  # captions would overlap above the boxes
+    for scores, winner in (([0.9, 0.5], a), ([0.5, 0.9], b)):
+        both = draw_boxes(image, boxes([a, b], scores=scores))
+        alone = draw_boxes(image, boxes([winner], scores=[0.9]))
+        assert (both[:40] == alone[:40]).all()  # rows above both boxes: the winner's caption only
+        assert (both[:40] != 0).any()
+    # far apart, both are captioned
+    apart = draw_boxes(image, boxes([(2, 20, 30, 30), (45, 60, 75, 75)], scores=[0.9, 0.5]))
+    assert (apart[:20, :30] != 0).any() and (apart[45:60, 45:] != 0).any()
+
+
 def test_draw_boxes_rejects_bad_input():
     with pytest.raises(InvalidInputError, match="uint8"):
         draw_boxes(np.zeros((5, 5, 3), dtype=float), boxes([(0, 0, 1, 1)]))
