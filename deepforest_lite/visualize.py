@@ -27,6 +27,7 @@ import pandas as pd
 
 from .boxes import BOX_COLUMNS, check_columns
 from .errors import ImageReadError, InvalidInputError
+from .evaluate import best_threshold
 from .raster import check_rgb_array
 from .files import atomic_write
 
@@ -91,8 +92,7 @@ def draw_boxes(
     font = ImageFont.load_default()
     coords = boxes[BOX_COLUMNS].to_numpy(dtype=float)
     labels = boxes["label"].astype(str).tolist() if show_labels and "label" in boxes.columns else None
-    boxes_scores = boxes["score"].to_numpy(dtype=float) if "score" in boxes.columns else None
-    scores = boxes_scores if show_scores else None
+    scores = boxes["score"].to_numpy(dtype=float) if "score" in boxes.columns else None
     captions: list[tuple[float, int, int, str]] = []  # (sort key, x0, y0, text)
     for i, (xmin, ymin, xmax, ymax) in enumerate(coords):
         if not np.all(np.isfinite([xmin, ymin, xmax, ymax])):
@@ -105,11 +105,11 @@ def draw_boxes(
         parts = []
         if labels is not None:
             parts.append(labels[i])
-        if scores is not None and np.isfinite(scores[i]):
+        known = scores is not None and bool(np.isfinite(scores[i]))
+        if show_scores and known:
             parts.append(f"{scores[i]:.2f}")
         if parts:
-            key = -boxes_scores[i] if boxes_scores is not None and np.isfinite(boxes_scores[i]) else math.inf
-            captions.append((key, x0, y0, " ".join(parts)))
+            captions.append((-scores[i] if known else math.inf, x0, y0, " ".join(parts)))
     taken = np.zeros((height, width), dtype=bool)  # picture pixels under a caption already drawn
     # after all outlines, so no outline crosses a caption; best score first, stable for ties
     for _, x0, y0, text in sorted(captions, key=lambda c: c[0]):
@@ -269,7 +269,7 @@ def plot_precision_recall(
             color="#555555",
         )
     if np.isfinite(f1).any():
-        best = int(np.nanargmax(f1))  # first maximum = lowest threshold among ties
+        best = int(np.flatnonzero(thresholds == best_threshold(data))[0])  # its rule for ties
         if ok[best]:
             ax.plot(
                 [recall[best]],

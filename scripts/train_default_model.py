@@ -108,7 +108,9 @@ def main() -> None:
         "holdout_plots": sorted(pd.read_csv(holdout_csv)["image_path"].unique().tolist()),
         "seed": train_config.seed,
         "epochs": result.epochs_completed,
-        "wall_time_s_script": round(time.perf_counter() - started, 1),  # data preparation + training
+        "resumed": args.resume,
+        # data preparation + training in this invocation (with --resume: only the part after the resume)
+        "wall_time_s_script": round(time.perf_counter() - started, 1),
     }
     final.save(args.output, half=True, extra=provenance)
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
