@@ -15,7 +15,11 @@ Presets (:data:`PRESETS`):
 * ``"default"``: ``"flip"`` plus brightness/contrast (+-20 %, p=0.5) and
   hue/saturation/value shifts (+-10/15/10, p=0.3);
 * ``"strong"``: ``"default"`` plus scale jitter (zoom 0.75-1.33, p=0.5) and
-  a slight blur (p=0.1).
+  a slight blur (p=0.1);
+* ``"robust"``: ``"default"`` plus random local contrast equalisation
+  (CLAHE, p=0.5, so raw and contrast-equalised imagery look alike to the
+  model), a 0.5-2x rescale (p=0.5, so it holds up at other pixel sizes;
+  zoomed-out images are padded with black) and a slight blur (p=0.1).
 
 With ``crop_size``, every pipeline starts with a random ``crop_size`` x
 ``crop_size`` crop (zero-padded where the image is smaller), so large images
@@ -39,7 +43,7 @@ from .errors import InvalidInputError  # noqa: E402
 
 __all__ = ["PRESETS", "bbox_params", "build_augmentation", "apply_augmentation"]
 
-PRESETS: tuple[str, ...] = ("none", "flip", "default", "strong")
+PRESETS: tuple[str, ...] = ("none", "flip", "default", "strong", "robust")
 
 
 def bbox_params(min_box_size: float = 2.0) -> A.BboxParams:
@@ -88,15 +92,21 @@ def build_augmentation(
     steps: list[A.BasicTransform] = []
     if crop_size is not None:
         steps.append(A.RandomCrop(int(crop_size), int(crop_size), pad_if_needed=True, pad_position="top_left"))
-    if name in ("flip", "default", "strong"):
+    if name in ("flip", "default", "strong", "robust"):
         steps += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
-    if name in ("default", "strong"):
+    if name in ("default", "strong", "robust"):
         steps += [
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
             A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=15, val_shift_limit=10, p=0.3),
         ]
     if name == "strong":
         steps += [A.Affine(scale=(0.75, 1.33), keep_ratio=True, p=0.5), A.GaussianBlur(blur_limit=(3, 3), p=0.1)]
+    if name == "robust":
+        steps += [
+            A.CLAHE(clip_limit=(1.0, 4.0), tile_grid_size=(8, 8), p=0.5),
+            A.Affine(scale=(0.5, 2.0), keep_ratio=True, border_mode=0, fill=0, p=0.5),
+            A.GaussianBlur(blur_limit=(3, 3), p=0.1),
+        ]
     return A.Compose(steps or [A.NoOp()], bbox_params=bbox_params(min_box_size))
 
 

@@ -2,20 +2,23 @@
 
     python scripts/train_default_model.py --data ../shared/data --work-dir runs/tree-lite
 
-Data (all boxes labelled ``Tree``):
+Data (all boxes labelled ``Tree``), every annotated tree image of ``../shared/data`` but the
+evaluation image ``samples/OSBS_029`` (never used; the script checks) and the held-out sites:
 
-* ``neon-plots/``: the annotated NEON plots (HARV, OSBS, TEAK) minus a held-out test
-  split of whole plots (every fourth plot of each site, sorted by name, starting
-  with the second), written to ``<work-dir>/holdout.csv`` for ``benchmarks/accuracy.py``;
+* ``tree-top-view/``: NEON plots from 17 sites, 416 px at about 0.096 m, resized back to their
+  400 px, 0.1 m frame (boxes scaled by 400/416) and written as PNG under ``<work-dir>/ttv400/``;
+  the images of the held-out sites (:data:`HOLDOUT_SITES`: whole sites, so a plot flown in two
+  years stays on one side) go to ``<work-dir>/holdout.csv`` and ``holdout_<SITE>.csv`` for
+  ``benchmarks/accuracy.py``, never to training;
+* ``neon-plots/``: the annotated NEON plots (HARV, OSBS, TEAK);
 * ``samples/2019_YELL_2_*_image_crop*.png`` with their Pascal VOC boxes, cut into
   400 px tiles with ``split_raster``;
 * ``samples/SOAP_061.png`` (Alive and Dead both mapped to Tree).
 
-``samples/OSBS_029`` is the evaluation image and is never used (the script checks).
 Settings come from ``deepforest_lite/configs/tree-lite.yaml``. The result is written
 as float16 safetensors to ``deepforest_lite/models/tree-lite.safetensors`` with the
-command, data, seed, epochs, wall time and hardware in its metadata. ``--resume``
-continues an interrupted run in the same work folder.
+command, data, seed, epochs, wall time, hardware and ground sample distance in its
+metadata. ``--resume`` continues an interrupted run in the same work folder.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 import deepforest_lite as dfl
 from deepforest_lite.annotations import with_empty_images
@@ -38,26 +43,49 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "deepforest_lite" / "configs" / "tree-lite.yaml"
 OUTPUT = REPO / "deepforest_lite" / "models" / "tree-lite.safetensors"
 YELL = ("2019_YELL_2_541000_4977000_image_crop", "2019_YELL_2_528000_4978000_image_crop2")
+#: Whole NEON sites never trained on, chosen for three different forest types: Mountain Lake
+#: (Appalachian oak-hickory, deciduous), Niwot Ridge (subalpine spruce-fir conifers, dense small
+#: crowns) and LBJ grasslands (Texas oak savanna, scattered crowns).
+HOLDOUT_SITES: tuple[str, ...] = ("MLBS", "NIWO", "CLBJ")
+GSD_M = 0.1  # every training image is at (or brought back to) 0.1 m per pixel
+COLUMNS = ["image_path", "xmin", "ymin", "xmax", "ymax", "label"]
 
 
-def holdout_plots(plots: list[str]) -> list[str]:
-    """Every fourth plot of each site (sorted by name), starting with the second."""
-    held = []
-    for site in sorted({p.split("_")[0] for p in plots}):
-        names = sorted(p for p in plots if p.startswith(site + "_"))
-        held += names[1::4]
-    return held
+def tree_top_view(data: Path, out: Path, size: int = 400) -> pd.DataFrame:
+    """The Tree-Top-View export brought back to ``size`` px (0.1 m): images as PNG, boxes scaled.
+
+    Returns the box table with absolute ``image_path`` and a ``site`` column.
+    """
+    root = data / "tree-top-view"
+    table = pd.read_csv(root / "annotations.csv")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, group in table.groupby("image_path", sort=True):
+        target = out / (Path(name).stem + ".png")
+        with Image.open(root / "images" / name) as image:
+            factor_x, factor_y = size / image.width, size / image.height
+            if not target.exists():
+                image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR).save(target)
+        boxes = group[["xmin", "ymin", "xmax", "ymax"]].to_numpy(float) * [factor_x, factor_y, factor_x, factor_y]
+        boxes = np.clip(boxes, 0, size)
+        rows.append(pd.DataFrame(boxes, columns=["xmin", "ymin", "xmax", "ymax"]).assign(
+            image_path=str(target), label="Tree", site=group["site"].iloc[0]))
+    result = pd.concat(rows, ignore_index=True)
+    keep = (result.xmax - result.xmin >= 1) & (result.ymax - result.ymin >= 1)
+    return result[keep].reset_index(drop=True)
 
 
 def prepare(data: Path, work: Path) -> tuple[Path, Path]:
-    """Write ``train.csv`` (absolute image paths) and ``holdout.csv``; returns their paths."""
+    """Write ``train.csv`` and the held-out ``holdout*.csv`` (absolute image paths); returns two paths."""
+    ttv = tree_top_view(data, work / "ttv400")
+    held = ttv[ttv["site"].isin(HOLDOUT_SITES)]
+    for site, group in held.groupby("site"):
+        dfl.write_annotations(group[COLUMNS], work / f"holdout_{site}.csv")
+    dfl.write_annotations(held[COLUMNS], work / "holdout.csv")
+    parts = [ttv[~ttv["site"].isin(HOLDOUT_SITES)][COLUMNS]]
     neon_images = data / "neon-plots" / "images"
     neon = dfl.read_annotations(data / "neon-plots" / "annotations.csv", root_dir=neon_images, label="Tree")
-    neon = neon[["image_path", "xmin", "ymin", "xmax", "ymax", "label"]]
-    held = holdout_plots(sorted(neon["image_path"].unique()))
-    holdout = neon[neon["image_path"].isin(held)]
-    dfl.write_annotations(holdout, work / "holdout.csv")
-    parts = [neon[~neon["image_path"].isin(held)].assign(image_path=lambda t: [str(neon_images / p) for p in t.image_path])]
+    parts.append(neon[COLUMNS].assign(image_path=lambda t: [str(neon_images / p) for p in t.image_path]))
     tiles = work / "tiles"
     for stem in YELL:
         split = dfl.split_raster(data / "samples" / f"{stem}.png", data / "samples" / f"{stem}.xml",
@@ -66,12 +94,12 @@ def prepare(data: Path, work: Path) -> tuple[Path, Path]:
         parts.append(split.annotations.assign(image_path=lambda t: [str(tiles / p) for p in t.image_path]))
     soap = dfl.read_annotations(data / "samples" / "SOAP_061.xml", label="Tree")
     parts.append(soap.assign(image_path=str(data / "samples" / "SOAP_061.png")))
-    train = pd.concat(parts, ignore_index=True)[["image_path", "xmin", "ymin", "xmax", "ymax", "label"]]
+    train = pd.concat(parts, ignore_index=True)[COLUMNS]
     if train["image_path"].str.contains("OSBS_029").any():
         raise SystemExit("refusing to train on OSBS_029, the evaluation image")
     dfl.write_annotations(with_empty_images(train, []), work / "train.csv")
-    print(f"train: {train.image_path.nunique()} images, {len(train)} boxes; "
-          f"held out: {len(held)} plots, {len(holdout)} boxes ({', '.join(held)})")
+    print(f"train: {train.image_path.nunique()} images, {len(train)} boxes; held out: sites "
+          f"{', '.join(HOLDOUT_SITES)}, {held.image_path.nunique()} images, {len(held)} boxes")
     return work / "train.csv", work / "holdout.csv"
 
 
@@ -104,8 +132,10 @@ def main() -> None:
         "command": " ".join(["python", *map(shlex.quote, [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])]),
         "config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO) else str(args.config),
         "train": os.path.relpath(train_csv, REPO) if train_csv.is_relative_to(REPO) else str(train_csv),
-        "data": "neon-plots (train split), 2019_YELL_2 crops (400 px tiles), SOAP_061; all labelled Tree",
-        "holdout_plots": sorted(pd.read_csv(holdout_csv)["image_path"].unique().tolist()),
+        "data": ("tree-top-view (416 -> 400 px) minus the held-out sites, neon-plots (all annotated plots), "
+                 "2019_YELL_2 crops (400 px tiles), SOAP_061; all labelled Tree; never OSBS_029"),
+        "holdout_sites": list(HOLDOUT_SITES),
+        "gsd_m": GSD_M,
         "seed": train_config.seed,
         "epochs": result.epochs_completed,
         "resumed": args.resume,
