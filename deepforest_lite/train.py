@@ -9,10 +9,22 @@ Every epoch writes, in ``output_dir``:
   scheduler, epoch), used by ``resume``;
 * ``logs/``: CSV logs (or TensorBoard with ``logger="tensorboard"``).
 
-Validation each epoch logs ``val_loss``, ``val_box_precision`` and
-``val_box_recall`` (DeepForest's per-image means at ``val_iou_threshold``,
-0.4 by default), ``val_precision``/``val_recall``/``val_f1`` (pooled) and
-``val_map50``/``val_map`` (COCO mAP).
+Validation predicts at a low score threshold (:data:`VAL_SCORE_THRESHOLD`),
+so the figures reflect what the model finds while it is still learning, then
+picks the score threshold with the best pooled F1 on the validation set
+(:func:`~deepforest_lite.evaluate.threshold_sweep`) and logs, at that
+threshold, ``val_box_precision`` and ``val_box_recall`` (DeepForest's
+per-image means at ``val_iou_threshold``, 0.4 by default) and
+``val_precision``/``val_recall``/``val_f1`` (pooled), plus
+``val_score_threshold`` (the chosen threshold), ``val_truth_boxes``,
+``val_map50``/``val_map`` (COCO mAP over all predictions) and ``val_loss``.
+The chosen threshold becomes the model's ``score_threshold`` in the
+checkpoints of that epoch. On several devices every rank's predictions are
+gathered first, so the figures cover the whole validation set.
+
+Without validation data, a model whose classification head is rebuilt for new
+labels gets DeepForest's score threshold 0.1 (:data:`NEW_HEAD_SCORE_THRESHOLD`)
+with a warning: the old model's threshold says nothing about the new head.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -56,6 +69,10 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step", "onecycle", "plat
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 LOGGERS: tuple[str, ...] = ("csv", "tensorboard")
 MONITOR = "val_map50"
+#: Score threshold of the predictions scored during validation (the chosen threshold is found above it).
+VAL_SCORE_THRESHOLD = 0.01
+#: Score threshold of a model retrained for new labels without validation data (DeepForest's default).
+NEW_HEAD_SCORE_THRESHOLD = 0.1
 
 
 @dataclass
@@ -71,6 +88,9 @@ class TrainingResult:
         metrics: the last logged value of every metric (floats).
         epochs_completed: epochs finished, counting those of a resumed run.
         label_map: the labels the model was trained for.
+        score_threshold: the score threshold stored with :attr:`model_path`:
+            the best-F1 threshold on the validation set when there was
+            validation, else the model's threshold.
     """
 
     output_dir: Path
@@ -81,6 +101,7 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
     epochs_completed: int = 0
     label_map: LabelMap | None = None
+    score_threshold: float | None = None
 
     @property
     def model_path(self) -> Path:
@@ -108,14 +129,17 @@ class DetectorModule(L.LightningModule):
         self.model_config = model_config
         self.train_config = train_config
         self.save_hyperparameters(
-            {
+            _plain({
                 "labels": list(label_map.names),
                 "model_config": dataclasses.asdict(model_config),
-                "train_config": {k: v for k, v in dataclasses.asdict(train_config).items()},
-            }
+                "train_config": dataclasses.asdict(train_config),
+            })
         )
-        self._val_predictions: list[pd.DataFrame] = []
-        self._val_truth: list[pd.DataFrame] = []
+        # (image path, predictions, truth) per validation image of this rank
+        self._val_items: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
+        self._threshold_before_val: float | None = None
+        #: the best-F1 score threshold of the last validation (None before any)
+        self.val_score_threshold: float | None = None
 
     # -------------------------------------------------------------- steps
 
@@ -135,10 +159,9 @@ class DetectorModule(L.LightningModule):
                  on_epoch=True, batch_size=len(images))
         detections = self.model(images)
         for detection, target, path in zip(detections, targets, paths):
-            self._val_predictions.append(detections_to_table(detection, self.label_map, path))
             boxes = target["boxes"].cpu().numpy()
-            self._val_truth.append(make_boxes(boxes, self.label_map.decode(target["labels"].cpu().numpy()),
-                                              image_path=path))
+            truth = make_boxes(boxes, self.label_map.decode(target["labels"].cpu().numpy()), image_path=path)
+            self._val_items.append((path, detections_to_table(detection, self.label_map, path), truth))
 
     def _loss_without_updating_statistics(self, images: list, targets: list) -> torch.Tensor:
         """Training-mode loss with batch norm kept in eval mode (running statistics untouched)."""
@@ -151,31 +174,49 @@ class DetectorModule(L.LightningModule):
         finally:
             self.model.eval()
 
-    def on_validation_epoch_end(self) -> None:
-        from .evaluate import evaluate_boxes, mean_average_precision
+    def on_validation_epoch_start(self) -> None:
+        self._threshold_before_val = float(self.model.score_thresh)
+        self.model.score_thresh = min(VAL_SCORE_THRESHOLD, self._threshold_before_val)
 
-        if not self._val_truth:
-            return
-        predictions = pd.concat(self._val_predictions, ignore_index=True)
-        truth = pd.concat(self._val_truth, ignore_index=True)
-        self._val_predictions, self._val_truth = [], []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scores = evaluate_boxes(predictions, truth, iou_threshold=self.train_config.val_iou_threshold)
-            maps = mean_average_precision(predictions, truth, max_detections=max(100, self.model.detections_per_img))
-        values = {
-            "val_box_precision": scores["box_precision"],
-            "val_box_recall": scores["box_recall"],
-            "val_precision": scores["precision"],
-            "val_recall": scores["recall"],
-            "val_f1": scores["f1"],
-            "val_map50": maps["map_50"],
-            "val_map": maps["map"],
-        }
-        for name, value in values.items():
-            # NaN (nothing predicted) would poison "best" tracking: count it as 0.
-            value = 0.0 if value is None or math.isnan(value) else float(value)
-            self.log(name, value, prog_bar=name == MONITOR)
+    def on_validation_epoch_end(self) -> None:
+        from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
+
+        items = _gather_items(self._val_items)
+        self._val_items = []
+        chosen = self._threshold_before_val
+        if items:
+            predictions = pd.concat([p for _, p, _ in items], ignore_index=True)
+            truth = pd.concat([t for _, _, t in items], ignore_index=True)
+            iou = self.train_config.val_iou_threshold
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if len(predictions):
+                    sweep = threshold_sweep(predictions, truth, _sweep_thresholds(predictions["score"]), iou)
+                    if not sweep["f1"].isna().all() and sweep["f1"].max() > 0:
+                        chosen = best_threshold(sweep)
+                kept = predictions[predictions["score"] >= chosen] if chosen is not None else predictions
+                scores = evaluate_boxes(kept, truth, iou_threshold=iou)
+                maps = mean_average_precision(predictions, truth,
+                                              max_detections=max(100, self.model.detections_per_img))
+            values = {
+                "val_box_precision": scores["box_precision"],
+                "val_box_recall": scores["box_recall"],
+                "val_precision": scores["precision"],
+                "val_recall": scores["recall"],
+                "val_f1": scores["f1"],
+                "val_map50": maps["map_50"],
+                "val_map": maps["map"],
+                "val_score_threshold": chosen,
+                "val_truth_boxes": len(truth),
+            }
+            distributed = self.trainer.world_size > 1
+            for name, value in values.items():
+                # NaN (nothing predicted) would poison "best" tracking: count it as 0.
+                value = 0.0 if value is None or math.isnan(value) else float(value)
+                self.log(name, value, prog_bar=name in (MONITOR, "val_f1"), sync_dist=distributed)
+        if chosen is not None:
+            self.model.score_thresh = float(chosen)
+            self.val_score_threshold = float(chosen)
 
     # -------------------------------------------------------------- optimisation
 
@@ -194,6 +235,40 @@ class DetectorModule(L.LightningModule):
                     "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}}
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": _step_scheduler(optimizer, cfg, total), "interval": "step"}}
+
+
+def _gather_items(
+    items: list[tuple[str, pd.DataFrame, pd.DataFrame]],
+) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """Every rank's validation items, each image once, sorted by path (one process: ``items`` sorted).
+
+    A distributed sampler pads the ranks' shares with repeated images; keeping
+    the first copy of each path scores every validation image exactly once.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        shares: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(shares, items)
+        items = [item for share in shares for item in share]
+    unique: dict[str, tuple[str, pd.DataFrame, pd.DataFrame]] = {}
+    for item in items:
+        unique.setdefault(item[0], item)
+    return [unique[path] for path in sorted(unique)]
+
+
+def _sweep_thresholds(scores: pd.Series) -> list[float]:
+    """Score thresholds to try: 0.05 steps plus the score deciles (early in training every score may be < 0.05)."""
+    grid = np.round(np.arange(0.05, 1.0, 0.05), 2).tolist()
+    deciles = np.quantile(scores.to_numpy(float), np.linspace(0.1, 0.9, 9)).round(3).tolist()
+    return sorted({VAL_SCORE_THRESHOLD, *grid, *deciles})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples turned into lists, recursively (``hparams.yaml`` then loads with ``yaml.safe_load``)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _step_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> Any:
@@ -223,6 +298,7 @@ class _ExportCheckpoints(L.Callback):
         self.provenance = dict(provenance)
         self.monitor = monitor
         self.best_score: float | None = None
+        self.best_threshold: float | None = None
         self._started = time.perf_counter()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: DetectorModule) -> None:
@@ -246,13 +322,15 @@ class _ExportCheckpoints(L.Callback):
         score = metrics.get(self.monitor) if self.monitor else None
         if score is not None and (self.best_score is None or score > self.best_score):
             self.best_score = score
+            self.best_threshold = float(pl_module.model.score_thresh)
             save("best.safetensors")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self.best_score}
+        return {"best_score": self.best_score, "best_threshold": self.best_threshold}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score = state_dict.get("best_score")
+        self.best_threshold = state_dict.get("best_threshold")
 
 
 def _live_config(module: DetectorModule) -> ModelConfig:
@@ -331,7 +409,17 @@ def fit_model(
     L.seed_everything(config.seed, workers=True, verbose=False)
     wanted = LabelMap(labels) if labels is not None else None
     train_table, train_root = load_annotation_table(train, root_dir, wanted)
-    label_map = choose_labels(model, label_map, labels, train_table)
+    new_head = choose_labels(model, label_map, labels, train_table)
+    if new_head != label_map and val is None:
+        warnings.warn(
+            f"The classification head was rebuilt for the labels {list(new_head.names)}, and without validation "
+            f"data its score threshold is set to DeepForest's {NEW_HEAD_SCORE_THRESHOLD} (the old model's "
+            f"{float(model.score_thresh):g} says nothing about the new head); pass validation data to choose it "
+            "by F1, or set score_threshold after training.",
+            stacklevel=3,
+        )
+        model.score_thresh = NEW_HEAD_SCORE_THRESHOLD
+    label_map = new_head
     augmentation = build_augmentation(config.augment, crop_size=crop_size, min_box_size=config.min_box_size)
     train_set = TrainingDataset(train_table, train_root, label_map, augmentation, cache_images=cache_images)
     if len(train_set) == 0:
@@ -383,15 +471,18 @@ def fit_model(
             signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     best = output / "best.safetensors"
+    has_best = bool(monitor) and best.exists()
+    threshold = export.best_threshold if has_best and export.best_threshold is not None else float(model.score_thresh)
     return TrainingResult(
         output_dir=output,
         last_model=output / "last.safetensors",
-        best_model=best if monitor and best.exists() else None,
+        best_model=best if has_best else None,
         resume_checkpoint=output / "checkpoints" / "last.ckpt",
         log_dir=Path(logger.log_dir),
         metrics=metrics,
         epochs_completed=trainer.current_epoch,
         label_map=label_map,
+        score_threshold=threshold,
     )
 
 

@@ -139,8 +139,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     _copy_atomically(result.model_path, output)
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if k.startswith("val_") and "_step" not in k)
-    print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output}"
-          + (f" ({metrics})" if metrics else ""))
+    how = "best F1 on the validation data" if result.best_model is not None else "no validation data to choose it"
+    print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output} "
+          f"with score threshold {result.score_threshold:.2f} ({how})" + (f" ({metrics})" if metrics else ""))
     return 0
 
 
