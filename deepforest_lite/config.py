@@ -91,6 +91,23 @@ class ModelConfig:
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
 
+    @classmethod
+    def for_weights(cls, pretrained: bool, **options: Any) -> ModelConfig:
+        """A new model's settings: defaults for a pretrained backbone or for random weights, then ``options``.
+
+        Over pretrained weights (as torchvision does): frozen batch norm, three
+        trainable ResNet stages, torchvision's heads. From random weights
+        (measured in docs/training.md): trainable batch norm, all five stages,
+        GroupNorm heads (``head_norm="group"``), which learn planted objects at
+        the same recall with about twice the precision.
+        """
+        defaults: dict[str, Any] = {
+            "frozen_batchnorm": pretrained,
+            "trainable_backbone_layers": 3 if pretrained else 5,
+            "head_norm": "none" if pretrained else "group",
+        }
+        return cls(**{**defaults, **options})
+
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise InvalidInputError(
@@ -198,11 +215,16 @@ class PredictConfig:
 class TrainConfig:
     """Settings of a training run; see :mod:`deepforest_lite.train`.
 
+    The defaults (AdamW, learning rate 3e-4, batch size 2) were chosen by
+    measurement on a planted-object task (docs/training.md): from scratch,
+    40 epochs reached recall 0.97 where the earlier SGD 1e-3 / batch 4 found
+    nothing.
+
     Attributes:
         epochs: passes over the training set.
         batch_size: images per step.
         lr: peak learning rate.
-        optimizer: ``"sgd"`` or ``"adamw"``.
+        optimizer: ``"adamw"`` or ``"sgd"``.
         weight_decay: L2 penalty.
         momentum: SGD momentum.
         lr_schedule: one of ``"constant"``, ``"cosine"``, ``"step"``, ``"plateau"``, ``"onecycle"``.
@@ -219,9 +241,9 @@ class TrainConfig:
     """
 
     epochs: int = 10
-    batch_size: int = 4
-    lr: float = 0.001
-    optimizer: str = "sgd"
+    batch_size: int = 2
+    lr: float = 3e-4
+    optimizer: str = "adamw"
     weight_decay: float = 1e-4
     momentum: float = 0.9
     lr_schedule: str = "cosine"

@@ -37,10 +37,10 @@ class Detector:
             or ``"imagenet"`` to download torchvision's ImageNet weights (the
             only case that touches the network).
         config: every architecture setting at once (overrides ``backbone``).
-            Without it, a new model uses trainable batch norm and all five
-            ResNet stages when starting from random weights, and frozen batch
-            norm with three trainable stages over pretrained weights (as
-            torchvision does).
+            Without it, a new model gets :meth:`ModelConfig.for_weights`'s
+            defaults: trainable batch norm, all five ResNet stages and
+            GroupNorm heads from random weights; frozen batch norm, three
+            trainable stages and torchvision's heads over pretrained weights.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         **options: single :class:`~deepforest_lite.config.ModelConfig` fields,
             e.g. ``resize="scale", scale_factor=1.0``.
@@ -63,8 +63,7 @@ class Detector:
         self.label_map = LabelMap(labels)
         pretrained = backbone_weights is not None
         if config is None:
-            defaults = {"frozen_batchnorm": pretrained, "trainable_backbone_layers": 3 if pretrained else 5}
-            config = ModelConfig(**{"backbone": backbone, **defaults, **options})
+            config = ModelConfig.for_weights(pretrained, backbone=backbone, **options)
         elif options:
             config = dataclasses.replace(config, **options)
         self._config = config

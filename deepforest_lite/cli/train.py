@@ -126,9 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
         if options.get("backbone"):
             model_options["backbone"] = options["backbone"]
         pretrained = options.get("backbone_weights") is not None
-        model_options = {"frozen_batchnorm": pretrained, "trainable_backbone_layers": 3 if pretrained else 5,
-                         **model_options}
-        detector = Detector(labels, config=from_mapping(ModelConfig, model_options, source="model options"),
+        from_mapping(ModelConfig, model_options, source="model options")  # unknown keys: one clear error
+        detector = Detector(labels, config=ModelConfig.for_weights(pretrained, **model_options),
                             backbone_weights=options.get("backbone_weights"))
     output = Path(options["output"])
     output_dir = Path(options.get("output_dir") or Path("runs") / output.stem)
