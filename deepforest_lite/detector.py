@@ -15,7 +15,7 @@ import torch
 from . import checkpoint as ckpt
 from . import predict as _predict
 from .labels import LabelMap
-from .config import ModelConfig, PredictConfig, TrainConfig
+from .config import ModelConfig, PredictConfig, TrainConfig, check_keys
 from .errors import InvalidInputError
 from .model import build_retinanet, load_backbone_weights, resolve_device
 from .raster import RasterSource
@@ -60,6 +60,7 @@ class Detector:
         device: str | torch.device | None = "auto",
         **options: Any,
     ) -> None:
+        check_keys(ModelConfig, options, "Detector options")
         self.label_map = LabelMap(labels)
         pretrained = backbone_weights is not None
         if config is None:
@@ -322,9 +323,12 @@ class Detector:
             A :class:`~deepforest_lite.train.TrainingResult` with the paths of
             the saved checkpoints and the last metrics.
         """
+        from .hardware import check_trainer_settings
         from .train import fit_model
 
+        check_keys(TrainConfig, options, "fit options")
         config = dataclasses.replace(config or TrainConfig(), **options)
+        check_trainer_settings(config)  # accelerator, devices, precision, logger: before any data is read
         result = fit_model(
             self.model, self.label_map, self._config, train, val, config=config, labels=labels,
             root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,

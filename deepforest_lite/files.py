@@ -104,7 +104,7 @@ def is_disk_full(exc: BaseException) -> bool:
 def describe_os_error(exc: BaseException) -> str:
     """A short lower-case cause for an ``OSError`` ("the disk is full", "permission denied", ...)."""
     if is_disk_full(exc):
-        return "the disk is full (no space left on the device)"
+        return "the disk is full (No space left on device)"
     code = getattr(exc, "errno", None)
     causes = {
         errno.EROFS: "the file system is read-only",
@@ -132,10 +132,7 @@ def _write_error(path: str, exc: BaseException) -> WriteError:
         advice = "write to a folder you can write to"
     else:
         advice = "check the path"
-    error = WriteError(f"Cannot write {path!r}: {cause}; {advice}.")
-    error.errno = getattr(exc, "errno", None)
-    error.filename = path
-    return error
+    return WriteError(f"Cannot write {path!r}: {cause}; {advice}.")
 
 
 # --------------------------------------------------------------------------- checks before the work

@@ -193,6 +193,8 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     ext = path.suffix.lower()
+    if path.is_dir():
+        raise WriteError(f"Cannot write boxes to {str(path)!r}: it is a folder; give a file name.")
     if ext not in SUPPORTED_EXTENSIONS:
         raise InvalidInputError(
             f"Cannot write boxes to {str(path)!r}: unknown extension {path.suffix!r}; "
@@ -205,8 +207,6 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
             "box table has no geometry column; convert it with "
             "geo.boxes_to_map(table, transform, crs) first, or write a .csv file."
         )
-    if path.is_dir():
-        raise WriteError(f"Cannot write boxes to {str(path)!r}: it is a folder; give a file name.")
     folder = path.parent
     with write_errors(path):
         folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import pandas as pd
 from ..boxes import BOX_COLUMNS, check_columns
 from ..errors import AnnotationError, InvalidInputError
 from ..files import atomic_write
+from ._checks import check_evaluate
 from ._common import fraction
 
 __all__ = ["add_parser", "run", "read_box_table"]
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the summary, write the requested files; returns the exit code."""
     from ..evaluate import evaluate_boxes, mean_average_precision, threshold_sweep, best_threshold
 
+    check_evaluate(args)  # inputs exist, --output and --plot-dir writable, before anything is read
     if args.root_dir is not None and not os.path.isdir(args.root_dir):
         raise InvalidInputError(
             f"--root-dir {args.root_dir!r} is not a folder; give the folder holding the images."
