@@ -179,7 +179,7 @@ def test_user_mistakes_are_one_line_and_exit_2(make_raster, model_file, tmp_path
         "--precision": [*base, "--output", out, "--precision", "fp16"],
         "--bands": [*base, "--output", out, "--bands", "1,2"],
         "--value-range": [*base, "--output", out, "--value-range", "9,1"],
-        "Unknown device": [*base, "--output", out, "--device", "tpu"],
+        "is not a device": [*base, "--output", out, "--device", "tpu"],
         "unknown extension": [*base, "--output", tmp_path / "never.txt"],
         "one of the arguments --output --output-dir is required": base,
         "not allowed with": [*base, "--output", out, "--output-dir", tmp_path],

@@ -477,6 +477,7 @@ def test_resume_refuses_to_guess_between_several_runs(finished_run, tmp_path, ca
     assert "holds the last checkpoints of several runs (last-v1.ckpt, last.ckpt)" in err
 
 
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")
 def test_resume_says_what_it_continues(finished_run, tmp_path, capsys):
     args = _copy_run(finished_run, tmp_path)
     assert main([*args, "--resume", "--epochs", "2"]) == 0
