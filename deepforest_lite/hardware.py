@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
+
 from .config import TrainConfig
 from .errors import InvalidInputError
 

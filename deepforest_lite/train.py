@@ -533,7 +533,7 @@ def _read_run_file(output: Path) -> dict[str, Any] | None:
 
 
 def _checkpoint_for(resume: str | os.PathLike | bool, output: Path) -> Path:
-    path = output / "checkpoints" / "last.ckpt" if resume is True else Path(resume)
+    path = output / "checkpoints" / "last.ckpt" if isinstance(resume, bool) else Path(resume)
     if not path.is_file():
         raise InvalidInputError(
             f"Cannot resume: {str(path)!r} does not exist; resume needs the checkpoints/last.ckpt of an earlier run "

@@ -276,6 +276,8 @@ CASES: list[Case] = [
     Case("evaluate-non-numeric-score", lambda w: evaluate(w, preds=w.predictions("ortho.tif,10,10,30,30,Tree,a")), "score that is not a finite number (row 0: 'a')"),
     Case("api-map-non-numeric-score", api(lambda w: dfl.mean_average_precision(pd.read_csv(w.predictions("ortho.tif,10,10,30,30,Tree,a")), pd.read_csv(w.truth))), "not a finite number", error=dfl.InvalidInputError),
     Case("api-evaluate-infinite-truth", api(lambda w: dfl.evaluate_boxes(pd.read_csv(w.preds), pd.read_csv(w.predictions("ortho.tif,10,10,30,inf,Tree,")))), "infinite coordinate", error=dfl.InvalidInputError),
+    Case("train-checkpoint-disk-full", lambda w: train(w, "--output", w.p("m.pt"), "--output-dir", w.p("run"), "--from", w.model, "--epochs", "1", "--batch-size", "1", "--augment", "none"),
+         "the disk is full", absent=("m.pt", "run/last.safetensors"), patch=_fail_writer("safetensors.torch.save_file", _disk_full()), marks=(pytest.mark.slow,)),
     # 8. resume never continues the wrong run (runs needing a finished training run are in test_resume_*) --
     Case("train-resume-with-nothing-to-resume", lambda w: train(w, "--output", w.p("m.pt"), "--output-dir", w.p("empty"), "--resume", "--from", w.model), "Cannot resume", absent=("m.pt",)),
 ]
@@ -351,7 +353,7 @@ def test_mistakes_are_answered_without_importing_torch(tmp_path, make_raster, ar
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=False,
                             timeout=300)
     assert result.stdout.strip() == "exit 2 torch False", result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
@@ -366,6 +368,17 @@ def test_predict_labels_name_the_classes_of_a_plain_state_dict(world, capsys):
     table = pd.read_csv(out)
     assert list(table.columns[:4]) == ["xmin", "ymin", "xmax", "ymax"]
     assert set(table["label"]) <= {"Tree"}
+
+
+def test_train_from_a_plain_state_dict_with_labels(world, capsys):
+    """--labels names a plain state dict's classes (one class here); another number of labels gets a new head."""
+    common = ["--from", str(world.plain), "--epochs", "1", "--batch-size", "1", "--augment", "none"]
+    assert main(train(world, "--output", world.p("one.pt"), "--output-dir", world.p("r1"), "--labels", "Tree", *common)) == 0
+    assert dfl.load_model(world.p("one.pt")).labels == ("Tree",)
+    assert main(train(world, "--output", world.p("two.pt"), "--output-dir", world.p("r2"), "--labels", "Tree,Bird", *common)) == 0
+    two = dfl.load_model(world.p("two.pt"))
+    assert two.labels == ("Tree", "Bird")
+    assert two.model.head.classification_head.cls_logits.out_channels == 9 * 2  # 9 anchors x 2 classes
 
 
 # --------------------------------------------------------------------------- predict --output-dir resume

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
-from ..errors import ConfigError
-from ..files import atomic_write
-from ..files import check_output_dir
+from ..errors import ConfigError, WriteError
+from ..files import atomic_write, check_output_dir, is_disk_full
 from ._checks import check_train
 from ._common import fail, fraction, non_negative_int, positive_int
 
@@ -162,11 +161,26 @@ def run_train(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt(
             f"the finished epochs are saved in {str(output_dir)!r}; continue with the same command plus --resume"
         ) from None
+    except RuntimeError as exc:  # torch.save inside Lightning reports a failed write as RuntimeError
+        if "write" not in str(exc).lower():
+            raise
+        raise WriteError(f"Cannot write a checkpoint into {str(output_dir)!r}: {_write_cause(output_dir, exc)}; "
+                         "free some space or choose another --output-dir, then continue with --resume.") from None
     _copy_atomically(result.model_path, output)
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if k.startswith("val_") and "_step" not in k)
     print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output}"
           + (f" ({metrics})" if metrics else ""))
     return 0
+
+
+def _write_cause(folder: Path, exc: BaseException) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if is_disk_full(exc) or (free is not None and free < 64 * 2**20):
+        return "the disk is full"
+    return " ".join(str(exc).split())[:160]
 
 
 def _load_start_model(source: str, labels: list[str] | None) -> Any:
