@@ -273,6 +273,7 @@ CASES: list[Case] = [
     Case("evaluate-zero-area-box", lambda w: evaluate(w, preds=w.predictions("ortho.tif,10,10,10,30,Tree,0.9")), "zero width or height (row 0"),
     Case("evaluate-inverted-box", lambda w: evaluate(w, preds=w.predictions("ortho.tif,30,10,10,30,Tree,0.9")), "xmax < xmin or ymax < ymin (row 0"),
     Case("evaluate-box-outside-the-image", lambda w: evaluate(w, preds=w.predictions("ortho.tif,-30,10,-10,30,Tree,0.9")), "wholly outside its image"),
+    Case("evaluate-box-beyond-the-image", lambda w: evaluate(w, preds=w.predictions("ortho.tif,100,10,120,30,Tree,0.9")), "wholly outside its image 'ortho.tif' of 96 x 64 px (row 0"),
     Case("evaluate-non-numeric-score", lambda w: evaluate(w, preds=w.predictions("ortho.tif,10,10,30,30,Tree,a")), "score that is not a finite number (row 0: 'a')"),
     Case("api-map-non-numeric-score", api(lambda w: dfl.mean_average_precision(pd.read_csv(w.predictions("ortho.tif,10,10,30,30,Tree,a")), pd.read_csv(w.truth))), "not a finite number", error=dfl.InvalidInputError),
     Case("api-evaluate-infinite-truth", api(lambda w: dfl.evaluate_boxes(pd.read_csv(w.preds), pd.read_csv(w.predictions("ortho.tif,10,10,30,inf,Tree,")))), "infinite coordinate", error=dfl.InvalidInputError),
