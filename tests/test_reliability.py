@@ -255,6 +255,7 @@ CASES: list[Case] = [
     Case("train-accelerator-gpu-without-gpu", lambda w: train(w, "--output", w.p("m.pt"), "--accelerator", "gpu"), "No supported gpu backend found", absent=("m.pt",)),
     Case("train-precision-bogus", lambda w: train(w, "--output", w.p("m.pt"), "--precision", "bogus"), "is not a precision Lightning knows", absent=("m.pt",)),
     Case("train-logger-tensorboard-missing", lambda w: train(w, "--output", w.p("m.pt"), "--logger", "tensorboard"), "needs the tensorboard package", absent=("m.pt",), patch=_no_tensorboard),
+    Case("train-devices-not-ids", lambda w: train(w, "--output", w.p("m.pt"), "--devices", "a,b"), "is not a number or a list of device ids", absent=("m.pt",)),
     Case("train-strategy-unknown", lambda w: train(w, "--output", w.p("m.pt"), "--strategy", "nope"), "invalid strategy name", absent=("m.pt",)),
     Case("api-fit-precision-bogus", api(lambda w: dfl.load_model(w.model).fit(w.train, output_dir=w.p("run"), precision="bogus")), "Precision 'bogus' is invalid", error=dfl.InvalidInputError, absent=("run",)),
     Case("api-fit-accelerator-gpu", api(lambda w: dfl.load_model(w.model).fit(w.train, output_dir=w.p("run"), accelerator="gpu")), "No supported gpu backend", error=dfl.InvalidInputError, absent=("run",)),

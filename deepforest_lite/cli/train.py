@@ -101,7 +101,9 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
         options["labels"] = [s.strip() for s in options["labels"].split(",") if s.strip()]
     devices = options.get("devices")
     if isinstance(devices, str) and devices not in ("auto", "-1"):
-        parts = [d for d in devices.split(",") if d]
+        parts = [d.strip() for d in devices.split(",") if d.strip()]
+        if not parts or (len(parts) > 1 and not all(d.isdigit() for d in parts)):
+            raise ConfigError(f"--devices {devices!r} is not a number or a list of device ids such as 0,1.")
         options["devices"] = [int(d) for d in parts] if len(parts) > 1 else int(parts[0]) if parts[0].isdigit() else devices
     for required in ("train", "output"):
         if not options.get(required):
