@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "ModelDownloadError": "errors",
     "DataNotFoundError": "errors",
     "ConfigError": "errors",
+    "MissingLabelsError": "errors",
+    "WriteError": "errors",
     # configuration and contracts
     "ModelConfig": "config",
     "PredictConfig": "config",
@@ -111,9 +113,11 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         ImageReadError,
         InvalidInputError,
         LabelError,
+        MissingLabelsError,
         ModelDownloadError,
         RasterError,
         UnsafeCheckpointError,
+        WriteError,
     )
     from .preprocess import split_raster
     from .dataset import WindowDataset, collate_windows

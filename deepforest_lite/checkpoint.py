@@ -46,10 +46,16 @@ import torch
 from torch import Tensor
 
 from ._version import __version__
-from .files import atomic_write
+from .files import atomic_write, looks_like_path
 from .labels import LabelMap
 from .config import ModelConfig, from_mapping
-from .errors import CheckpointError, InvalidInputError, ModelDownloadError, UnsafeCheckpointError
+from .errors import (
+    CheckpointError,
+    InvalidInputError,
+    MissingLabelsError,
+    ModelDownloadError,
+    UnsafeCheckpointError,
+)
 from .model import infer_architecture
 
 __all__ = [
@@ -167,6 +173,11 @@ def load_checkpoint(
     path = Path(text).expanduser()
     if path.exists():
         return _load_path(path, labels)
+    if looks_like_path(text):  # a folder part or a checkpoint extension: a file was meant
+        raise CheckpointError(
+            f"No such file or folder: {text!r}; check the path (a hub name looks like "
+            "'weecology/deepforest-tree', with no file extension)."
+        )
     if _HUB_NAME.match(text) and not text.startswith((".", "/")):
         return _load_path(_download_from_hub(text, revision), labels, source_name=text)
     raise CheckpointError(
@@ -186,28 +197,49 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     if _is_safetensors(path):
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types
+            raise _unreadable(path, _first_line(exc)) from None
+    if _is_zip(path) and path.suffix.lower() == ".safetensors":
+        raise CheckpointError(
+            f"{str(path)!r} is a PyTorch (zip) file, not a safetensors file; rename it to .pt and load that."
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = str(exc).strip().splitlines()
-        detail = next((line for line in lines if "global" in line.lower()), None)
-        if detail is None:  # not a forbidden object: the bytes are not a pickle at all
-            raise _unreadable(path, lines[0] if lines else "unpickling failed") from None
+        text = str(exc)
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+        if not names and "global" not in text.lower():  # not a forbidden object: the bytes are not a pickle
+            raise _unreadable(path, _first_line(exc)) from None
+        what = f"the Python object(s) {', '.join(names)}" if names else "Python objects"
         raise UnsafeCheckpointError(
-            f"Refusing to load {str(path)!r}: it stores Python objects that only full unpickling could "
-            f"restore, which can run arbitrary code ({detail.strip()[:160]}); re-save only the weights "
-            "(e.g. torch.save(model.state_dict(), 'weights.pt') or DeepForest's model.save_pretrained(folder)) "
+            f"Refusing to load {str(path)!r}: it stores {what}, which only full unpickling could restore, "
+            "and unpickling can run arbitrary code; if you trust the file, re-save only its weights "
+            "(torch.save(model.state_dict(), 'weights.pt'), or DeepForest's model.save_pretrained(folder)) "
             "and load that."
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise _unreadable(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except Exception as exc:  # text, truncated or foreign files: torch raises many kinds of errors
+        raise _unreadable(path, _first_line(exc)) from None
     if not isinstance(obj, dict):
         raise CheckpointError(
             f"{str(path)!r} holds a {type(obj).__name__}, not a state dict; "
             "save the model's state_dict() and load that."
         )
     return obj
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _is_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _unreadable(path: Path, reason: str) -> CheckpointError:
@@ -230,7 +262,7 @@ def _load_path(path: Path, labels: Sequence[str] | None, source_name: str | None
         if own is not None:
             return _from_own(weights, own, labels)
         config_file = path / "config.json"
-        hub_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        hub_config = _read_json(config_file) if config_file.is_file() else {}
         return _from_deepforest(read_state_dict(weights), _label_dict(hub_config), labels, source_name)
     own = _own_metadata(path) if _is_safetensors(path) else None
     if own is not None:
@@ -259,7 +291,11 @@ def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None
             f"{str(path)!r} was trained for the labels {list(label_map.names)}, not {list(labels)}; "
             "leave labels out, or retrain for new classes with Detector.fit."
         )
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise _unreadable(path, _first_line(exc)) from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     config = from_mapping(ModelConfig, metadata["model"], source=str(path))
     info = {k: v for k, v in metadata.items() if k not in ("labels", "model")}
     return Checkpoint(state, label_map, config, {**info, "source": str(path)})
@@ -296,9 +332,10 @@ def _from_deepforest(
     elif label_dict:
         label_map = LabelMap.from_dict(label_dict)
     else:
-        raise CheckpointError(
+        raise MissingLabelsError(
             f"{source!r} stores no label names for its {arch['num_classes']} class(es); "
-            "pass them, e.g. load_model(path, labels=['Tree'])."
+            "pass them, e.g. load_model(path, labels=['Tree']) (on the command line: --labels Tree).",
+            num_classes=int(arch["num_classes"]),
         )
     if len(label_map) != arch["num_classes"]:
         raise CheckpointError(
@@ -360,7 +397,33 @@ def _own_metadata(path: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"Cannot read {str(path)!r} as safetensors ({exc}); the file may be corrupt.") from None
     if _METADATA_KEY not in meta:
         return None
-    return json.loads(meta[_METADATA_KEY])
+    try:
+        metadata = json.loads(meta[_METADATA_KEY])
+    except ValueError as exc:
+        raise CheckpointError(
+            f"The deepforest_lite metadata of {str(path)!r} is not valid JSON ({exc}); the file is damaged: "
+            "save the model again (Detector.save) or use another copy."
+        ) from None
+    missing = [k for k in ("format_version", "labels", "model") if not isinstance(metadata, dict) or k not in metadata]
+    if missing or not isinstance(metadata.get("model"), dict) or not isinstance(metadata.get("labels"), list):
+        raise CheckpointError(
+            f"The deepforest_lite metadata of {str(path)!r} lacks or mangles {missing or ['labels', 'model']}; "
+            "the file is damaged: save the model again (Detector.save) or use another copy."
+        )
+    return metadata
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A Hugging Face ``config.json`` as a dict; a broken one is a :class:`CheckpointError`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not valid JSON ({_first_line(exc)}); fix it or download the model folder again."
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{str(path)!r} holds a {type(data).__name__}, not a JSON object; fix it.")
+    return data
 
 
 # --------------------------------------------------------------------------- downloads

@@ -26,6 +26,7 @@ __all__ = [
     "ModelConfig",
     "PredictConfig",
     "TrainConfig",
+    "check_keys",
     "from_mapping",
     "load_config_file",
 ]
@@ -270,6 +271,16 @@ class TrainConfig:
         _check_unit("val_iou_threshold", self.val_iou_threshold)
 
 
+def check_keys(cls: type, keys: Any, source: str = "config") -> None:
+    """Raise :class:`ConfigError` naming the keys that are not fields of the dataclass ``cls``, and the valid ones."""
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(keys) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}."
+        )
+
+
 def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, source: str = "config") -> T:
     """Build the dataclass ``cls`` from ``mapping``; unknown keys are an error.
 
@@ -277,12 +288,7 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, source: str = 
     where the mapping came from (a file path) for the error message.
     """
     mapping = dict(mapping or {})
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = sorted(set(mapping) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}."
-        )
+    check_keys(cls, mapping, source)
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in mapping.items():

@@ -15,7 +15,7 @@ import torch
 from . import checkpoint as ckpt
 from . import predict as _predict
 from .labels import LabelMap
-from .config import ModelConfig, PredictConfig, TrainConfig
+from .config import ModelConfig, PredictConfig, TrainConfig, check_keys
 from .errors import InvalidInputError
 from .model import build_retinanet, load_backbone_weights, resolve_device
 from .raster import RasterSource
@@ -43,7 +43,8 @@ class Detector:
             trainable stages and torchvision's heads over pretrained weights.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         **options: single :class:`~deepforest_lite.config.ModelConfig` fields,
-            e.g. ``resize="scale", scale_factor=1.0``.
+            e.g. ``resize="scale", scale_factor=1.0``; an unknown name is a
+            :class:`~deepforest_lite.errors.ConfigError` listing the valid ones.
 
     The model is in evaluation mode after construction. ``score_threshold``,
     ``nms_threshold`` and ``detections_per_image`` may be changed at any time
@@ -60,6 +61,7 @@ class Detector:
         device: str | torch.device | None = "auto",
         **options: Any,
     ) -> None:
+        check_keys(ModelConfig, options, "Detector options")
         self.label_map = LabelMap(labels)
         pretrained = backbone_weights is not None
         if config is None:
@@ -304,12 +306,19 @@ class Detector:
                 else the data's labels sorted by name.
             root_dir, val_root_dir: folders holding the images (default: the
                 annotation file's folder).
-            output_dir: where checkpoints and logs go (see :mod:`deepforest_lite.train`).
+            output_dir: where checkpoints and logs go (see :mod:`deepforest_lite.train`);
+                one run per folder: a folder that already holds a run is refused
+                unless ``resume`` is given.
             resume: ``True`` (this ``output_dir``'s last state) or the path of
-                a Lightning ``last.ckpt`` to continue an interrupted run.
+                a Lightning ``last.ckpt`` to continue an interrupted run; the
+                stored run must match (data, labels, model, settings; ``epochs``
+                may grow), else :class:`InvalidInputError` names the difference.
             crop_size: train on random ``crop_size`` px crops of each image.
             config: a :class:`TrainConfig`; ``**options`` override single
-                fields (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``).
+                fields (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``);
+                an unknown name is a :class:`ConfigError` listing the valid ones.
+                ``accelerator``, ``devices``, ``strategy``, ``precision`` and
+                ``logger`` are checked before any data is read.
             progress: show Lightning's progress bar (steps and loss).
             callbacks: extra Lightning callbacks.
 
@@ -321,9 +330,12 @@ class Detector:
             A :class:`~deepforest_lite.train.TrainingResult` with the paths of
             the saved checkpoints and the last metrics.
         """
+        from .hardware import check_trainer_settings
         from .train import fit_model
 
+        check_keys(TrainConfig, options, "fit options")
         config = dataclasses.replace(config or TrainConfig(), **options)
+        check_trainer_settings(config)  # accelerator, devices, precision, logger: before any data is read
         result = fit_model(
             self.model, self.label_map, self._config, train, val, config=config, labels=labels,
             root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,

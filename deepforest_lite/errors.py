@@ -23,6 +23,8 @@ __all__ = [
     "ModelDownloadError",
     "DataNotFoundError",
     "ConfigError",
+    "WriteError",
+    "MissingLabelsError",
 ]
 
 
@@ -61,6 +63,18 @@ class CheckpointError(DeepForestLiteError, ValueError):
     """A checkpoint file cannot be read or does not fit the model."""
 
 
+class MissingLabelsError(CheckpointError):
+    """A checkpoint stores weights but no label names (e.g. DeepForest's plain ``NEON.pt``).
+
+    Attributes:
+        num_classes: how many classes the weights predict (``None`` if unknown).
+    """
+
+    def __init__(self, message: str, num_classes: int | None = None) -> None:
+        super().__init__(message)
+        self.num_classes = num_classes
+
+
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint would need full unpickling (arbitrary code execution) to load."""
 
@@ -71,3 +85,7 @@ class ModelDownloadError(DeepForestLiteError, OSError):
 
 class DataNotFoundError(DeepForestLiteError, FileNotFoundError):
     """A bundled sample data file name is unknown."""
+
+
+class WriteError(DeepForestLiteError, OSError):
+    """An output file or folder cannot be written: read-only, full disk, no permission, or a path clash."""

@@ -461,22 +461,48 @@ def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataF
 
     marker = (out[BOX_COLUMNS] == 0).all(axis=1)
     marker_images = sorted(set(out.loc[marker, "image_path"]))
+    coords = out[BOX_COLUMNS].to_numpy(dtype=np.float64)
+    boxes = ~marker.to_numpy()
+    width, height = coords[:, 2] - coords[:, 0], coords[:, 3] - coords[:, 1]
+    with np.errstate(invalid="ignore"):
+        checks = [
+            (np.isnan(coords).any(axis=1), "has a box with a missing coordinate", "drop or fill such rows first"),
+            (np.isinf(coords).any(axis=1), "has a box with an infinite coordinate",
+             "box coordinates must be finite numbers of pixels"),
+            ((width < 0) | (height < 0), "has a box with xmax < xmin or ymax < ymin",
+             "columns must be xmin, ymin, xmax, ymax in pixels"),
+            ((width == 0) | (height == 0), "has a box of zero width or height",
+             "boxes need xmax > xmin and ymax > ymin; fix or remove it"),
+            ((coords[:, 2] <= 0) | (coords[:, 3] <= 0), "has a box wholly outside its image (left of or above it)",
+             "pixel coordinates start at 0 at the image's top-left corner; fix or remove it"),
+        ]
+    for bad, what_is_wrong, advice in checks:
+        bad = bad & boxes
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"The {what} {what_is_wrong} (row {row}: {coords[row].tolist()}"
+                f"{_and_more(int(bad.sum()))}); {advice}."
+            )
+    if keep_score and "score" in out.columns:
+        raw = out["score"]
+        scores = pd.to_numeric(raw, errors="coerce")
+        bad = (scores.isna() & raw.notna()).to_numpy() | np.isinf(scores.to_numpy(dtype=np.float64))
+        bad &= boxes
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"The {what} has a score that is not a finite number (row {row}: {raw.iloc[row]!r}"
+                f"{_and_more(int(bad.sum()))}); scores must be numbers between 0 and 1."
+            )
+        missing = scores.isna().to_numpy() & boxes
+        if missing.any() and (~missing & boxes).any():
+            row = int(np.flatnonzero(missing)[0])
+            raise InvalidInputError(
+                f"The {what} has boxes without a score among boxes with one (row {row}{_and_more(int(missing.sum()))}); "
+                "give every predicted box a score, or drop the score column."
+            )
     out = out[~marker].reset_index(drop=True)
-
-    missing = out[BOX_COLUMNS].isna().any(axis=1)
-    if missing.any():
-        row = int(np.flatnonzero(missing.to_numpy())[0])
-        raise InvalidInputError(
-            f"The {what} has a box with a missing coordinate (row {row}: "
-            f"{out.loc[row, BOX_COLUMNS].tolist()}); drop or fill such rows first."
-        )
-    inverted = (out["xmax"] < out["xmin"]) | (out["ymax"] < out["ymin"])
-    if inverted.any():
-        row = int(np.flatnonzero(inverted.to_numpy())[0])
-        raise InvalidInputError(
-            f"The {what} has a box with xmax < xmin or ymax < ymin (row {row}: "
-            f"{out.loc[row, BOX_COLUMNS].tolist()}); columns must be xmin, ymin, xmax, ymax in pixels."
-        )
     no_label = out["label"].isna()
     if no_label.any():
         warnings.warn(
@@ -490,6 +516,10 @@ def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataF
         out["score"] = pd.to_numeric(out["score"], errors="coerce").astype("float64")
     marker_images = [m for m in marker_images if m not in set(out["image_path"])]
     return out, marker_images
+
+
+def _and_more(n: int) -> str:
+    return f", and {n - 1} more" if n > 1 else ""
 
 
 def _warn_if_disjoint(preds: pd.DataFrame, truth: pd.DataFrame) -> None:

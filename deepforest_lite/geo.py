@@ -30,7 +30,8 @@ import pandas as pd
 from affine import Affine
 
 from .boxes import BOX_COLUMNS, check_columns
-from .errors import InvalidInputError, RasterError
+from .errors import InvalidInputError, RasterError, WriteError
+from .files import is_disk_full, write_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -180,7 +181,9 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     The file is first written into a temporary folder beside ``path`` and then
     moved into place with :func:`os.replace`, so ``path`` is either the old
     file or the complete new one, never a partial write; the temporary
-    folder is removed whether the write succeeds or fails. A shapefile's
+    folder is removed whether the write succeeds or fails. A failed write (a
+    full disk, a read-only folder) or a folder at ``path`` raises
+    :class:`~deepforest_lite.errors.WriteError`. A shapefile's
     sidecar files (``.shx``, ``.dbf``, ``.prj``, ``.cpg``) are moved first and
     the ``.shp`` last; stale sidecars of an older shapefile of the same name
     that the new write did not produce are removed.
@@ -190,6 +193,8 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     ext = path.suffix.lower()
+    if path.is_dir():
+        raise WriteError(f"Cannot write boxes to {str(path)!r}: it is a folder; give a file name.")
     if ext not in SUPPORTED_EXTENSIONS:
         raise InvalidInputError(
             f"Cannot write boxes to {str(path)!r}: unknown extension {path.suffix!r}; "
@@ -203,22 +208,23 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
             "geo.boxes_to_map(table, transform, crs) first, or write a .csv file."
         )
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
-    try:
-        tmp = tmpdir / path.name
-        _write(table, tmp, ext)
-        if ext == ".shp":
-            produced = {p.name for p in tmpdir.iterdir() if p.stem == path.stem and p != tmp}
-            for name in sorted(produced):
-                os.replace(tmpdir / name, folder / name)
-            for suffix in _SHAPEFILE_SIDECARS:
-                stale = folder / (path.stem + suffix)
-                if stale.name not in produced and stale.exists():
-                    stale.unlink()
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    with write_errors(path):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
+        try:
+            tmp = tmpdir / path.name
+            _write(table, tmp, ext)
+            if ext == ".shp":
+                produced = {p.name for p in tmpdir.iterdir() if p.stem == path.stem and p != tmp}
+                for name in sorted(produced):
+                    os.replace(tmpdir / name, folder / name)
+                for suffix in _SHAPEFILE_SIDECARS:
+                    stale = folder / (path.stem + suffix)
+                    if stale.name not in produced and stale.exists():
+                        stale.unlink()
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     return path
 
 
@@ -246,7 +252,10 @@ def _write(table: pd.DataFrame, tmp: Path, ext: str) -> None:
     except OSError:
         raise
     except Exception as exc:  # pyogrio reports unusable columns as RuntimeError subclasses
+        if is_disk_full(exc):
+            raise  # write_errors names it: the disk is full
+        detail = " ".join(str(exc).split())
         raise InvalidInputError(
-            f"Writing {len(table)} boxes as {ext} failed ({exc}); keep only numeric and text "
+            f"Writing {len(table)} boxes as {ext} failed ({detail[:200]}); keep only numeric and text "
             "columns besides the geometry, or write a .csv file."
         ) from None

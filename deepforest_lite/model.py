@@ -230,4 +230,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise InvalidInputError(
             f"Device {device!r} was asked for but CUDA is not available here; use device='cpu'."
         )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise InvalidInputError(
+            f"Device {device!r} was asked for but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use 'cuda:0' or 'auto'."
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError(f"Device {device!r} (Apple GPU) is not available here; use device='cpu'.")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise InvalidInputError(
+            f"Device {device!r} cannot run the model (it holds no data or is not supported); "
+            "use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
     return resolved

@@ -33,6 +33,7 @@ import pandas as pd
 from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
 from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
 from .errors import AnnotationError, ImageReadError, InvalidInputError
+from .files import check_output_dir, write_errors
 from .geo import MAP_COLUMNS
 from .raster import RasterSource
 from .windows import Window, window_grid
@@ -232,7 +233,8 @@ def split_raster(
                 annotations, raster, image_name=image_name, label_column=label_column,
                 label=label, layer=layer,
             )
-        folder.mkdir(parents=True, exist_ok=True)
+        with write_errors(folder):
+            folder.mkdir(parents=True, exist_ok=True)
         result = _cut(source, windows, table, folder, ext, allow_empty, float(min_visible), progress)
 
     if table is not None and csv_path is not None:
@@ -351,6 +353,14 @@ def _write_tile(
     """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` through a temporary file; returns ``path``."""
     # a fresh hidden name beside the tile; created by the writer, so it gets the usual permissions
     tmp = os.fspath(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
+    with write_errors(path):  # an OSError (full disk, read-only) becomes a WriteError
+        _write_tile_file(rgb, tmp, path, ext, source, window, valid)
+    return path
+
+
+def _write_tile_file(
+    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None
+) -> None:
     try:
         if ext == "png":
             from PIL import Image
@@ -364,7 +374,6 @@ def _write_tile(
             if os.path.exists(leftover):
                 os.unlink(leftover)
         raise
-    return path
 
 
 def _write_geotiff(
@@ -480,6 +489,7 @@ def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
         raise InvalidInputError(
             f"out_dir {str(folder)!r} is a file, not a folder; give a folder for the tiles."
         )
+    check_output_dir(folder, "out_dir")  # creatable and writable, before any tile is cut
     return folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -71,10 +72,10 @@ def test_save_is_atomic_and_refuses_a_folder(tmp_path, tiny_detector, monkeypatc
     target.write_bytes(b"previous")
 
     def broken(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("safetensors.torch.save_file", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(dfl.WriteError, match="the disk is full"):  # a WriteError is an OSError too
         det.save(target)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
@@ -116,8 +117,10 @@ def test_unreadable_and_missing_sources(tmp_path):
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(dfl.CheckpointError, match="Cannot read"):
         dfl.load_model(junk)
+    with pytest.raises(dfl.CheckpointError, match="No such file or folder"):
+        dfl.load_model(tmp_path / "missing.pt")  # a path: never sent to the hub
     with pytest.raises(dfl.CheckpointError, match="No model file or folder"):
-        dfl.load_model(tmp_path / "missing.pt")
+        dfl.load_model("not-a-model-name")
     (tmp_path / "empty_folder").mkdir()
     with pytest.raises(dfl.CheckpointError, match="no model.safetensors"):
         dfl.load_model(tmp_path / "empty_folder")

@@ -170,7 +170,7 @@ def test_user_mistakes_are_one_line_and_exit_2(make_raster, model_file, tmp_path
     base = ["predict", r.path, "--model", model_file]
     cases = {
         "does not exist": ["predict", tmp_path / "missing.tif", "--model", model_file, "--output", out],
-        "No model file": ["predict", r.path, "--model", tmp_path / "nope.pt", "--output", out],
+        "no such file or folder": ["predict", r.path, "--model", tmp_path / "nope.pt", "--output", out],
         "--patch-size": [*base, "--output", out, "--patch-size", "0"],
         "--patch-overlap": [*base, "--output", out, "--patch-overlap", "1"],
         "--iou-threshold": [*base, "--output", out, "--iou-threshold", "1.5"],
@@ -179,7 +179,7 @@ def test_user_mistakes_are_one_line_and_exit_2(make_raster, model_file, tmp_path
         "--precision": [*base, "--output", out, "--precision", "fp16"],
         "--bands": [*base, "--output", out, "--bands", "1,2"],
         "--value-range": [*base, "--output", out, "--value-range", "9,1"],
-        "Unknown device": [*base, "--output", out, "--device", "tpu"],
+        "is not a device": [*base, "--output", out, "--device", "tpu"],
         "unknown extension": [*base, "--output", tmp_path / "never.txt"],
         "one of the arguments --output --output-dir is required": base,
         "not allowed with": [*base, "--output", out, "--output-dir", tmp_path],

@@ -83,4 +83,4 @@ def test_missing_inputs_are_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
     code, err = _run(capsys, "train", "--train", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "m.pt"),
                      "--from", str(tmp_path / "nope.pt"))
-    assert code == 2 and "No model file or folder" in err
+    assert code == 2 and "--from" in err and "no such file or folder" in err

@@ -415,7 +415,7 @@ def test_failed_write_leaves_no_partial_tile(make_raster, tmp_path, monkeypatch)
 
     monkeypatch.setattr(preprocess, "_write_geotiff", broken)
     out = tmp_path / "t"
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="the disk is full"):
         split_raster(src.path, src.boxes, patch_size=100, patch_overlap=0.0, out_dir=out, progress=False)
     assert calls and list(out.iterdir()) == []  # neither the tile nor the CSV
 

@@ -229,7 +229,7 @@ def test_save_png_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="the disk is full"):
         save_png(np.zeros((9, 9, 3), np.uint8), path)
     monkeypatch.undo()
     # the old file is intact and no temporary file is left behind

@@ -32,8 +32,13 @@ def run_safely(func: Callable[[argparse.Namespace], int], args: argparse.Namespa
         return int(func(args) or 0)
     except (DeepForestLiteError, FileNotFoundError) as exc:
         fail(f"deepforest-lite {args.command}: error: {exc}")
-    except KeyboardInterrupt:
-        print("deepforest-lite: interrupted", file=sys.stderr)
+    except OSError as exc:  # read-only folder, full disk, no permission: one line, never a traceback
+        from ..files import describe_os_error
+
+        where = f" ({exc.filename!r})" if getattr(exc, "filename", None) else ""
+        fail(f"deepforest-lite {args.command}: error: {describe_os_error(exc)}{where}; check the paths and free space.")
+    except KeyboardInterrupt as exc:
+        print(f"deepforest-lite {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

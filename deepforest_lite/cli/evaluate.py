@@ -19,6 +19,7 @@ import pandas as pd
 from ..boxes import BOX_COLUMNS, check_columns
 from ..errors import AnnotationError, InvalidInputError
 from ..files import atomic_write
+from ._checks import check_evaluate
 from ._common import fraction
 
 __all__ = ["add_parser", "run", "read_box_table"]
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the summary, write the requested files; returns the exit code."""
     from ..evaluate import evaluate_boxes, mean_average_precision, threshold_sweep, best_threshold
 
+    check_evaluate(args)  # inputs exist, --output and --plot-dir writable, before anything is read
     if args.root_dir is not None and not os.path.isdir(args.root_dir):
         raise InvalidInputError(
             f"--root-dir {args.root_dir!r} is not a folder; give the folder holding the images."
@@ -130,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
     predictions = read_box_table(args.predictions, "predictions")
     truth = read_box_table(args.ground_truth, "ground truth")
+    root = args.root_dir if args.root_dir is not None else os.path.dirname(os.path.abspath(args.ground_truth))
+    for table, what in ((predictions, "predictions"), (truth, "ground truth")):
+        _check_inside_images(table, what, root)
     map_scores: dict[str, Any] | None = None
     sweep: pd.DataFrame | None = None
     best: float | None = None
@@ -160,6 +165,34 @@ def run(args: argparse.Namespace) -> int:
         for path in _write_plots(args.plot_dir, root, scores, truth, sweep):
             print(f"wrote {path}")
     return 0
+
+
+def _check_inside_images(table: pd.DataFrame, what: str, root: str) -> None:
+    """Refuse boxes lying wholly right of or below their image, for the images found under ``root``."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    coords = table[BOX_COLUMNS].apply(pd.to_numeric, errors="coerce")
+    for image_path in table["image_path"].dropna().astype(str).unique():
+        file = image_path if os.path.isabs(image_path) else os.path.join(root, image_path)
+        if not os.path.isfile(file):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(file) as src:
+                    width, height = src.width, src.height
+        except Exception:  # an unreadable image only means its size is unknown here
+            continue
+        rows = (table["image_path"].astype(str) == image_path).to_numpy()
+        outside = rows & ((coords["xmin"] >= width) | (coords["ymin"] >= height)).to_numpy()
+        if outside.any():
+            row = int(outside.nonzero()[0][0])
+            raise InvalidInputError(
+                f"The {what} has a box wholly outside its image {image_path!r} of {width} x {height} px "
+                f"(row {row}: {coords.iloc[row].tolist()}); fix its coordinates (pixels, origin top-left) "
+                "or remove it."
+            )
 
 
 def _fmt(value: float | None) -> str:

@@ -10,11 +10,13 @@ interrupted batch resumes where it stopped. Every file is written atomically.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ImageReadError, InvalidInputError
+from ..errors import InvalidInputError
+from ._checks import check_predict
 from ._common import fraction, non_negative_int, positive_int
 
 __all__ = ["add_parser", "run"]
@@ -124,6 +126,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--labels", metavar="NAMES",
+        help="comma-separated class names for a checkpoint that stores none (e.g. DeepForest's NEON.pt: Tree)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -169,12 +175,9 @@ def run(args: argparse.Namespace) -> int:
     """Check everything that can be checked, load the model, predict, write; returns the exit code."""
     from ..config import PredictConfig
     from ..geo import SUPPORTED_EXTENSIONS
-    from ..model import resolve_device
 
+    check_predict(args, SUPPORTED_EXTENSIONS)  # torch-free: paths, destinations, --model, --device
     rasters = [str(r) for r in args.rasters]
-    for raster in rasters:
-        if not os.path.isfile(raster):
-            raise ImageReadError(f"Raster {raster!r} does not exist or is not a file; check the path.")
     if len(set(map(os.path.abspath, rasters))) != len(rasters):
         raise InvalidInputError("The same raster is listed more than once; give each raster once.")
     if args.output is not None:
@@ -189,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
     elif os.path.isfile(args.output_dir):
         raise InvalidInputError(f"--output-dir {args.output_dir!r} is a file; give a folder (it is created if missing).")
     plot_dir = _check_plot(args.plot, len(rasters))
-    resolve_device(args.device)  # an unknown or unavailable device fails before any work
     # --bands and --value-range go to each raster's RasterSource, opened in _plan
     config = PredictConfig(
         patch_size=args.patch_size,
@@ -205,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = _plan(rasters, args)  # (raster, output file or None, source) for rasters still to do
     if not jobs:
         return 0
+    from ..model import resolve_device  # the first torch import
+
+    resolve_device(args.device)  # an unavailable device fails before the model is loaded
     detector = _load_detector(args)
     if args.output_dir is not None:
         for raster, target, source in jobs:
@@ -257,10 +262,11 @@ def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str |
                     "rename one, or predict them into different --output-dir folders."
                 )
             stems[stem] = raster
+            _remove_leftovers(args.output_dir, stem)
             done = [
                 os.path.join(args.output_dir, stem + ext)
                 for fmt, ext in FORMATS.items()
-                if args.format in (None, fmt) and os.path.isfile(os.path.join(args.output_dir, stem + ext))
+                if args.format in (None, fmt) and _is_complete(os.path.join(args.output_dir, stem + ext))
             ]
             if done:
                 print(f"skipping {raster}: {done[0]} exists")
@@ -280,6 +286,40 @@ def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str |
     if args.output is not None:
         _check_one_crs([source for _, _, source in jobs], Path(args.output).suffix.lower(), args.output)
     return jobs
+
+
+def _is_complete(path: str) -> bool:
+    """Whether a box file of an earlier run can be read back (an empty or broken file is redone)."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return False
+    try:
+        if path.endswith(".csv"):
+            import pandas as pd
+
+            columns = pd.read_csv(path, nrows=0).columns
+            return all(c in columns for c in ("xmin", "ymin", "xmax", "ymax"))
+        import pyogrio
+
+        pyogrio.read_info(path)
+        return True
+    except Exception:  # unreadable: predict it again
+        return False
+
+
+def _remove_leftovers(folder: str, stem: str) -> None:
+    """Remove the temporary files and folders a killed run left for ``stem`` (``.STEM.EXT.*.tmp``)."""
+    import shutil
+
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.endswith(".tmp") and any(name.startswith(f".{stem}{ext}.") for ext in FORMATS.values()):
+            target = os.path.join(folder, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(target)
 
 
 def _check_one_crs(sources: list[Any], ext: str, output: str) -> None:
@@ -302,7 +342,9 @@ def _check_one_crs(sources: list[Any], ext: str, output: str) -> None:
 def _load_detector(args: argparse.Namespace) -> Any:
     from ..detector import load_model
 
-    detector = load_model(args.model, device=args.device)
+    labels = getattr(args, "labels", None)
+    names = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    detector = load_model(args.model, names, device=args.device)
     if args.score_threshold is not None:
         detector.score_threshold = args.score_threshold
     return detector

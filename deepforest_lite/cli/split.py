@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 from ..errors import ConfigError
+from ._checks import check_split
 from ._common import fraction, positive_int
 
 __all__ = ["add_parser", "run", "CONFIG_KEYS"]
@@ -150,11 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess import split_raster
 
     options = _options(args)
-    if options.get("out_dir") is None:
-        raise ConfigError(
-            "--out-dir is missing; give the folder the tiles are written to "
-            "(or out_dir in the --config file)."
-        )
+    check_split(args, options)  # the raster and annotations exist, --out-dir writable, before any tile is cut
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = split_raster(

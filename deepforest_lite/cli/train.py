@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
-from ..errors import ConfigError
-from ..files import atomic_write
+from ..errors import ConfigError, WriteError
+from ..files import atomic_write, check_output_dir, is_disk_full
+from ._checks import check_train
 from ._common import fail, fraction, non_negative_int, positive_int
 
 #: YAML keys that describe the run rather than TrainConfig fields.
@@ -100,7 +101,9 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
         options["labels"] = [s.strip() for s in options["labels"].split(",") if s.strip()]
     devices = options.get("devices")
     if isinstance(devices, str) and devices not in ("auto", "-1"):
-        parts = [d for d in devices.split(",") if d]
+        parts = [d.strip() for d in devices.split(",") if d.strip()]
+        if not parts or (len(parts) > 1 and not all(d.isdigit() for d in parts)):
+            raise ConfigError(f"--devices {devices!r} is not a number or a list of device ids such as 0,1.")
         options["devices"] = [int(d) for d in parts] if len(parts) > 1 else int(parts[0]) if parts[0].isdigit() else devices
     for required in ("train", "output"):
         if not options.get(required):
@@ -110,13 +113,30 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..annotations import read_annotations
-    from ..detector import Detector, load_model
 
     options = gather_options(args)
+    check_train(options)  # torch-free: paths, destinations, --from, option combinations
     train_config = from_mapping(TrainConfig, {k: options[k] for k in _TRAIN_KEYS if k in options}, source="train options")
+    output = Path(options["output"])
+    output_dir = Path(options.get("output_dir") or Path("runs") / output.stem)
+    if options.get("output_dir") is None:
+        check_output_dir(output_dir, "--output-dir")
+    from ..hardware import check_trainer_settings
+
+    check_trainer_settings(train_config)  # --accelerator, --devices, --precision, --logger, before any data
+    from ..detector import Detector
+    from ..train import describe_resume
+
     labels = options.get("labels")
     if options.get("from"):
-        detector = load_model(options["from"])
+        detector = _load_start_model(options["from"], labels)
+        backbone = options.get("backbone")
+        if backbone and backbone != detector.config.backbone:
+            raise ConfigError(
+                f"--backbone {backbone} differs from the backbone of --from {str(options['from'])!r} "
+                f"({detector.config.backbone}); leave --backbone out to fine-tune that model, or leave --from out "
+                f"to train a new {backbone} model."
+            )
     else:
         if labels is None:
             labels = sorted(set(read_annotations(options["train"], root_dir=options.get("root_dir"))["label"]))
@@ -129,19 +149,59 @@ def run_train(args: argparse.Namespace) -> int:
         from_mapping(ModelConfig, model_options, source="model options")  # unknown keys: one clear error
         detector = Detector(labels, config=ModelConfig.for_weights(pretrained, **model_options),
                             backbone_weights=options.get("backbone_weights"))
-    output = Path(options["output"])
-    output_dir = Path(options.get("output_dir") or Path("runs") / output.stem)
-    result = detector.fit(
-        options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
-        val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
-        crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
-    )
+    note = describe_resume(output_dir, bool(args.resume), train_config)
+    if note:
+        print(note)
+    try:
+        result = detector.fit(
+            options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
+            val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
+            crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"the finished epochs are saved in {str(output_dir)!r}; continue with the same command plus --resume"
+        ) from None
+    except RuntimeError as exc:  # torch.save inside Lightning reports a failed write as RuntimeError
+        if "write" not in str(exc).lower():
+            raise
+        raise WriteError(f"Cannot write a checkpoint into {str(output_dir)!r}: {_write_cause(output_dir, exc)}; "
+                         "free some space or choose another --output-dir, then continue with --resume.") from None
     _copy_atomically(result.model_path, output)
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if k.startswith("val_") and "_step" not in k)
     how = "best F1 on the validation data" if result.best_model is not None else "no validation data to choose it"
     print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output} "
           f"with score threshold {result.score_threshold:.2f} ({how})" + (f" ({metrics})" if metrics else ""))
     return 0
+
+
+def _write_cause(folder: Path, exc: BaseException) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if is_disk_full(exc) or (free is not None and free < 64 * 2**20):
+        return "the disk is full"
+    return " ".join(str(exc).split())[:160]
+
+
+def _load_start_model(source: str, labels: list[str] | None) -> Any:
+    """The --from model; a checkpoint without label names (DeepForest's NEON.pt) takes them from --labels."""
+    from ..detector import load_model
+    from ..errors import MissingLabelsError
+
+    try:
+        return load_model(source)
+    except MissingLabelsError as exc:
+        if labels is None:
+            raise MissingLabelsError(
+                f"--from {source!r} stores no label names for its {exc.num_classes} class(es); "
+                "name them with --labels (e.g. --labels Tree)."
+            ) from None
+        if exc.num_classes == len(labels):
+            return load_model(source, labels)  # the classes keep their trained weights
+        # another number of classes: load under placeholder names; fit() gives --labels a new head
+        return load_model(source, [f"class{i}" for i in range(exc.num_classes or 0)])
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
