@@ -258,8 +258,11 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, source: str = 
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(mapping) - set(names))
     if unknown:
+        from .compat import unknown_keys_hint
+
         raise ConfigError(
-            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}."
+            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}"
+            f"{unknown_keys_hint(unknown, names)}."
         )
     hints = typing.get_type_hints(cls)
     values = {}

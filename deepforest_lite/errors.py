@@ -23,6 +23,7 @@ __all__ = [
     "ModelDownloadError",
     "DataNotFoundError",
     "ConfigError",
+    "UnknownNameError",
 ]
 
 
@@ -71,3 +72,12 @@ class ModelDownloadError(DeepForestLiteError, OSError):
 
 class DataNotFoundError(DeepForestLiteError, FileNotFoundError):
     """A bundled sample data file name is unknown."""
+
+
+class UnknownNameError(DeepForestLiteError, TypeError, AttributeError):
+    """A keyword argument or attribute name this package does not have (often DeepForest's spelling).
+
+    The message names the spelling to use. It is a ``TypeError`` (what Python
+    raises for an unexpected keyword) and an ``AttributeError`` (what it raises
+    for a missing attribute, so ``hasattr`` keeps working).
+    """

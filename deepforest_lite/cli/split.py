@@ -11,6 +11,7 @@ import sys
 import warnings
 from typing import Any
 
+from ..compat import unknown_keys_hint
 from ..errors import ConfigError
 from ._common import fraction, positive_int
 
@@ -209,7 +210,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if unknown:
             raise ConfigError(
                 f"Unknown key(s) {unknown} in {args.config!r}; valid keys for split are "
-                f"{list(CONFIG_KEYS)}."
+                f"{list(CONFIG_KEYS)}{unknown_keys_hint(unknown, CONFIG_KEYS)}."
             )
         for key in ("bands", "value_range"):
             if isinstance(config.get(key), list):

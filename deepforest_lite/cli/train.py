@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..compat import unknown_keys_hint
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
 from ..errors import ConfigError
 from ..files import atomic_write
@@ -85,7 +86,8 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
         unknown = sorted(set(options) - set(RUN_KEYS) - set(_TRAIN_KEYS))
         if unknown:
             raise ConfigError(
-                f"Unknown key(s) {unknown} in {args.config!r}; valid keys are {sorted(RUN_KEYS + _TRAIN_KEYS)}."
+                f"Unknown key(s) {unknown} in {args.config!r}; valid keys are {sorted(RUN_KEYS + _TRAIN_KEYS)}"
+                f"{unknown_keys_hint(unknown, RUN_KEYS + _TRAIN_KEYS)}."
             )
         base = os.path.dirname(os.path.abspath(args.config))
         for key in ("train", "val", "root_dir", "val_root_dir", "from", "backbone_weights", "output", "output_dir"):
