@@ -444,6 +444,10 @@ def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
 
 def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataFrame, list[str]]:
     """Validated copy of a box table without marker rows, and the images that only had markers."""
+    if isinstance(table, pd.DataFrame) and "geometry" in table.columns:
+        from .annotations import pixel_boxes_from_geometry  # DeepForest's geometry-only tables
+
+        table = pixel_boxes_from_geometry(table, None, f"the {what}")
     check_columns(table, _REQUIRED, what=what)
     out = table.copy()
     out = out.reset_index(drop=True)

@@ -272,7 +272,7 @@ def csv_table(table: pd.DataFrame, crs: Any = None) -> pd.DataFrame:
     out = pd.DataFrame(table).copy()
     if "geometry" in out.columns:
         coords = out[BOX_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, 4)
-        out["geometry"] = shapely.to_wkt(shapely.box(*coords.T)) if len(out) else pd.Series(dtype=object)
+        out["geometry"] = shapely.to_wkt(shapely.box(*coords.T), rounding_precision=-1) if len(out) else pd.Series(dtype=object)
     if target is not None:
         epsg = target.to_epsg()
         out[MAP_CRS_COLUMN] = f"EPSG:{epsg}" if epsg is not None else target.to_wkt()

@@ -104,6 +104,9 @@ def read_box_table(path: str, what: str) -> pd.DataFrame:
         from ..annotations import read_annotations
 
         table = read_annotations(path)
+    from ..annotations import pixel_boxes_from_geometry
+
+    table = pixel_boxes_from_geometry(table, None, f"the {what} file {path!r}")  # DeepForest's geometry-only CSVs
     check_columns(table, ["image_path", *BOX_COLUMNS, "label"], what=f"{what} file {path!r}")
     return table
 
