@@ -186,11 +186,16 @@ def _print_summary(
     if map_scores is None:
         print("mAP: n/a (the predictions have no score column)")
     else:
-        print(f"mAP@0.5: {_fmt(map_scores['map_50'])}   mAP@[0.5:0.95] (COCO): {_fmt(map_scores['map'])}")
+        print(
+            f"mAP@0.5: {_fmt(map_scores['map_50'])}   mAP@[0.5:0.95] (COCO): {_fmt(map_scores['map'])}   "
+            f"mAR@100: {_fmt(map_scores['mar_100'])}"
+        )
     if sweep is not None and best is not None:
+        from ..evaluate import format_threshold
+
         row = sweep[sweep["score_threshold"] == best].iloc[0]
         print(
-            f"best F1 {_fmt(row['f1'])} at score >= {best:.2f} "
+            f"best F1 {_fmt(row['f1'])} at score >= {format_threshold(best)} "
             f"(precision {_fmt(row['precision'])}, recall {_fmt(row['recall'])})"
         )
     table = scores["class_metrics"]
