@@ -177,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
         )
     user_warnings = (str(w.message) for w in caught if issubclass(w.category, UserWarning))
     for message in dict.fromkeys(user_warnings):
-        print("warning: " + " ".join(message.split()), file=sys.stderr)
+        print("warning: " + _in_cli_terms(" ".join(message.split())), file=sys.stderr)
     if not options["quiet"]:
         skipped = []
         if result.skipped_empty:
-            skipped.append(f"{result.skipped_empty} without boxes")
+            skipped.append(f"{result.skipped_empty} without boxes, which --allow-empty keeps")
         if result.skipped_nodata:
             skipped.append(f"{result.skipped_nodata} without data")
         note = f" (skipped {' and '.join(skipped)})" if skipped else ""
@@ -194,6 +194,22 @@ def run(args: argparse.Namespace) -> int:
                 + (f", {n_empty} tile(s) without boxes" if n_empty else "")
             )
     return 0
+
+
+#: split_raster's Python spellings in its warnings -> this command's options
+_CLI_TERMS: tuple[tuple[str, str], ...] = (
+    ("split_raster wrote no tiles", "split wrote no tile"),
+    ("pass allow_empty=True", "add --allow-empty"),
+    ("min_visible=", "--min-visible "),
+    ("a smaller min_visible", "a smaller --min-visible"),
+    ("a larger patch_size or patch_overlap", "a larger --patch-size or --patch-overlap"),
+)
+
+
+def _in_cli_terms(message: str) -> str:
+    for python, option in _CLI_TERMS:
+        message = message.replace(python, option)
+    return message
 
 
 # -- options ------------------------------------------------------------------

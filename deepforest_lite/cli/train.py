@@ -138,12 +138,26 @@ def run_train(args: argparse.Namespace) -> int:
         options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
         val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
         crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
+        provenance=_provenance(args, options, detector),
     )
     _copy_atomically(result.model_path, output)
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if k.startswith("val_") and "_step" not in k)
     print(f"trained {list(detector.labels)} for {result.epochs_completed} epoch(s); model written to {output}"
           + (f" ({metrics})" if metrics else ""))
     return 0
+
+
+def _provenance(args: argparse.Namespace, options: dict[str, Any], detector: Any) -> dict[str, Any]:
+    """What the trained model's metadata records of this run: the --from model and the command line."""
+    import shlex
+
+    given = options.get("from")
+    return {
+        "from": None if not given else str(given),  # None: a new model
+        "from_source": None if not given else detector.metadata.get("source"),
+        "command_line": shlex.join(["deepforest-lite", *getattr(args, "argv", [])]),
+        "config_file": None if not args.config else os.path.abspath(args.config),
+    }
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
