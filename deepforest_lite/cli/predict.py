@@ -45,7 +45,7 @@ _EPILOG = """\
 examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
-  deepforest-lite predict photo.png --output boxes.csv --plot boxes.png --quiet
+  deepforest-lite predict ortho.tif --output trees.geojson --model weecology/deepforest-tree --score-threshold 0.3
 """
 
 
@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files")
+    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files (one or more)")
     parser.add_argument(
         "--model",
         metavar="PATH_OR_NAME",
@@ -69,9 +69,10 @@ def add_parser(subparsers: Any) -> None:
         "default: the bundled tree model",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv)")
+    where.add_argument("--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv); "
+                       "this or --output-dir is required")
     where.add_argument(
-        "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped"
+        "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped (this or --output is required)"
     )
     parser.add_argument(
         "--format",
@@ -88,11 +89,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--iou-threshold", type=fraction, default=defaults.iou_threshold, metavar="IOU",
-        help=f"boxes from different windows overlapping more than this are merged (default {defaults.iou_threshold})",
+        help=f"boxes from different windows overlapping more than this IoU (0-1) are merged (default {defaults.iou_threshold})",
     )
     parser.add_argument(
         "--score-threshold", type=fraction, default=None, metavar="SCORE",
-        help="drop boxes scoring below this (default: the model's own, 0.1 for DeepForest models)",
+        help="drop boxes scoring below this, in [0, 1] (default: the model's own, 0.1 for DeepForest models)",
     )
     parser.add_argument(
         "--class-aware", action="store_true",
@@ -112,11 +113,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--precision", choices=("fp32", "bf16"), default=defaults.precision,
-        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)",
+        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs) "
+        f"(default {defaults.precision})",
     )
     parser.add_argument(
         "--bands", type=_bands, metavar="R,G,B",
-        help="1-based band numbers used as red, green, blue (needed for rasters with more than 3 bands)",
+        help="1-based band numbers used as red, green, blue (needed for rasters with more than 3 bands; "
+        "default: bands 1,2,3 of RGB and RGBA rasters)",
     )
     parser.add_argument(
         "--value-range", type=_value_range, metavar="LOW,HIGH",
@@ -125,11 +128,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--crs", type=_crs, metavar="CRS",
         help="CRS of the boxes written: EPSG:xxxx (anything PROJ reads) reprojects every output, the "
-        "map_* columns included; 'raster' keeps the raster's CRS. Default: the raster's CRS, except "
-        ".geojson, written in WGS84 longitude/latitude (RFC 7946). A CSV names its CRS in the map_crs column",
+        "map_* columns included; 'raster' keeps the raster's CRS (default: the raster's CRS, except "
+        ".geojson, written in WGS84 longitude/latitude as RFC 7946 says). A CSV names its CRS in the map_crs column",
     )
-    parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several (default: no picture)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     parser.set_defaults(run=run)
 
 

@@ -36,6 +36,13 @@ Without ANNOTATIONS every window with data is cut and no CSV is written: tiles t
 annotate, or to predict on.
 """
 
+_EPILOG = """\
+examples:
+  deepforest-lite split ortho.tif crowns.gpkg --out-dir tiles/ --label-column species
+  deepforest-lite split ortho.tif crowns.csv --out-dir tiles/ --allow-empty --format png --min-visible 0.6
+  deepforest-lite split ortho.tif --out-dir unlabelled/ --patch-size 800
+"""
+
 #: keys a --config YAML file may set, with the option each stands for
 CONFIG_KEYS: dict[str, str] = {
     "out_dir": "--out-dir",
@@ -70,9 +77,11 @@ def add_parser(subparsers: Any) -> None:
         "split",
         help="cut a large raster (and its boxes) into training tiles",
         description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("raster", metavar="RASTER", help="the raster to cut (GeoTIFF, PNG, ...)")
+    parser.add_argument("raster", metavar="RASTER", help="the raster to cut (GeoTIFF, PNG, ...); it comes first, "
+                        "before its annotations (DeepForest's split_raster takes them the other way round)")
     parser.add_argument(
         "annotations",
         metavar="ANNOTATIONS",
@@ -96,7 +105,8 @@ def add_parser(subparsers: Any) -> None:
         "--allow-empty",
         action="store_true",
         default=None,
-        help="also write tiles without boxes, listed as 0,0,0,0 rows (negative examples)",
+        help="also write tiles without boxes, listed as 0,0,0,0 rows (negative examples) "
+        "(default: tiles without boxes are skipped)",
     )
     parser.add_argument(
         "--format", choices=["tif", "png"], help="tile file format (default tif: GeoTIFF, georeferenced)"
@@ -111,37 +121,39 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--label-column",
         metavar="NAME",
-        help="vector files: the attribute column holding class names (default label)",
+        help="vector files: the attribute column holding class names (default: label)",
     )
-    parser.add_argument("--label", metavar="NAME", help="one class name for every box")
-    parser.add_argument("--layer", metavar="NAME", help="vector files: the layer to read")
+    parser.add_argument("--label", metavar="NAME", help="one class name for every box (default: the file's labels)")
+    parser.add_argument("--layer", metavar="NAME", help="vector files: the layer to read (default: the first)")
     parser.add_argument(
         "--image-name",
         metavar="NAME",
         help="the image_path under which ANNOTATIONS list the raster, when it is not the "
-        "raster's file name",
+        "raster's file name (default: the raster's file name)",
     )
     parser.add_argument(
         "--bands",
         type=_band_list,
         metavar="R,G,B",
-        help="1-based band numbers read as red, green, blue (rasters with more than 3 bands)",
+        help="1-based band numbers read as red, green, blue (needed for rasters with more than 3 bands; "
+        "default: bands 1,2,3 of RGB and RGBA rasters)",
     )
     parser.add_argument(
         "--value-range",
         type=_value_range,
         metavar="LOW,HIGH",
         help="fixed pixel values mapped to 0 and 255 instead of the percentile stretch "
-        "of 16-bit and float rasters",
+        "of 16-bit and float rasters (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
     )
     parser.add_argument(
         "--config",
         metavar="YAML",
         help=f"read options from a YAML file (keys: {', '.join(CONFIG_KEYS)}); "
-        "command-line options win",
+        "command-line options win (default: none)",
     )
     parser.add_argument(
-        "--quiet", action="store_true", default=None, help="no progress bar and no summary"
+        "--quiet", action="store_true", default=None,
+        help="no progress bar and no summary (default: both on, progress on stderr)",
     )
     parser.set_defaults(run=run)
 
