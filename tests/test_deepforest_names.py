@@ -111,3 +111,11 @@ def test_every_hint_is_a_clause():
     for table in (DEEPFOREST_HINTS, CLI_HINTS):
         for name, hint in table.items():
             assert hint and not hint.endswith(".") and hint.split()[0] in {"here", "leave"}, name
+
+
+def test_the_guide_names_every_deepforest_spelling_we_know():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "from-deepforest.md").read_text()
+    missing = [name for name in [*DEEPFOREST_HINTS, *CLI_HINTS] if f"`{name}`" not in page]
+    assert not missing

@@ -63,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
         help="a matched pair counts when its IoU (0-1) is above this (default 0.4, DeepForest's)",
     )
     parser.add_argument(
+        "-o",
         "--output",
         metavar="CSV",
         help="write the summary metrics here (metric,value) and, beside it, STEM_results.csv "

@@ -69,7 +69,7 @@ def add_parser(subparsers: Any) -> None:
         "default: the bundled tree model",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv); "
+    where.add_argument("-o", "--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv); "
                        "this or --output-dir is required")
     where.add_argument(
         "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped (this or --output is required)"
