@@ -501,8 +501,8 @@ def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
 
 def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataFrame, list[str]]:
     """Validated copy of a box table without marker rows, and the images that only had markers."""
-    if isinstance(table, pd.DataFrame) and "geometry" in table.columns:
-        from .annotations import pixel_boxes_from_geometry  # DeepForest's geometry-only tables
+    if isinstance(table, pd.DataFrame) and "geometry" in table.columns:  # DeepForest's geometry-only tables
+        from .annotations import pixel_boxes_from_geometry
 
         table = pixel_boxes_from_geometry(table, None, f"the {what}")
     check_columns(table, _REQUIRED, what=what)

@@ -39,7 +39,7 @@ def test_predict_image_path_and_image_keywords(det, make_raster):
 
 def test_predict_tile_path_and_image_keywords_with_deepforest_settings(det, make_raster):
     tif = make_raster("ortho.tif")
-    settings = dict(patch_size=200, patch_overlap=0.1, iou_threshold=0.2)
+    settings = {"patch_size": 200, "patch_overlap": 0.1, "iou_threshold": 0.2}
     ours = det.predict_tile(tif.path, progress=False, **settings)
     for keyword in ("path", "raster_path"):
         theirs = det.predict_tile(**{keyword: tif.path}, progress=False, **settings)
