@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "errors",
     "MissingLabelsError": "errors",
     "WriteError": "errors",
+    "UnknownNameError": "errors",
     # configuration and contracts
     "ModelConfig": "config",
     "PredictConfig": "config",
@@ -70,7 +71,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 _SUBMODULES = frozenset(
-    """annotations augment boxes checkpoint cli config data dataset detector errors evaluate geo merge
+    """annotations augment boxes checkpoint cli compat config data dataset detector errors evaluate geo merge
     model predict preprocess raster train visualize windows""".split()
 )
 
@@ -80,6 +81,11 @@ def __getattr__(name: str) -> Any:
     if module is None:
         if name in _SUBMODULES:  # `dfl.config`, `dfl.train`, ... without an explicit import
             return importlib.import_module(f".{name}", __name__)
+        if not name.startswith("_"):
+            from .compat import DEEPFOREST_HINTS, unknown_name_error
+
+            if name in DEEPFOREST_HINTS:  # DeepForest's spelling: say ours
+                raise unknown_name_error("deepforest_lite", name, __all__, kind="name")
         raise AttributeError(f"module 'deepforest_lite' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -116,6 +122,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         MissingLabelsError,
         ModelDownloadError,
         RasterError,
+        UnknownNameError,
         UnsafeCheckpointError,
         WriteError,
     )

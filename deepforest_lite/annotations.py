@@ -11,7 +11,10 @@ row, ``xmax``/``ymax`` exclusive (a box covering only pixel (row 0, col 0) is
 
 * **DeepForest CSV** (``.csv``): header ``image_path, xmin, ymin, xmax, ymax,
   label`` in any order; other columns are kept after these six (pandas'
-  unnamed index columns ``Unnamed: N`` are dropped).
+  unnamed index columns ``Unnamed: N`` are dropped). DeepForest 2.x files
+  with only a ``geometry`` column (WKT in pixels, y down) get their pixel
+  columns from its bounds (:func:`pixel_boxes_from_geometry`); so do
+  DeepForest's GeoDataFrames passed as tables.
 * **Pascal VOC XML** (``.xml``, or a folder of them): ``<filename>`` gives
   ``image_path``, each ``<object>`` a box from ``<name>`` and ``<bndbox>``;
   coordinates are taken as written (DeepForest's convention, no 1-based shift).
@@ -82,6 +85,7 @@ __all__ = [
     "empty_images",
     "image_paths",
     "with_empty_images",
+    "pixel_boxes_from_geometry",
 ]
 
 #: Names accepted by ``read_annotations(..., file_format=...)``.
@@ -235,7 +239,7 @@ def read_annotations(
     kind = "table"
     base_dir: str | None = None
     if isinstance(path, pd.DataFrame):
-        raw = _raw_from_table(path)
+        raw = _raw_from_table(pixel_boxes_from_geometry(path, raster, "the annotation table"))
     else:
         path = os.fspath(path)
         if not os.path.exists(path):
@@ -265,6 +269,81 @@ def read_annotations(
         raw.frame["label"] = label
     size_of = _size_lookup(raw, base_dir, raster_size)
     return _finalize(raw, label_map, size_of)
+
+
+def pixel_boxes_from_geometry(
+    table: pd.DataFrame, raster: str | os.PathLike[str] | None = None, what: str = "the table"
+) -> pd.DataFrame:
+    """DeepForest's tables and CSVs: fill missing ``xmin, ymin, xmax, ymax`` from the ``geometry`` column.
+
+    DeepForest 2.x describes every annotation by a ``geometry`` (shapely
+    object, or WKT text in a CSV) in image pixels, y down; its tables often
+    carry ``xmin ... ymax`` as well, and then those are used and the geometry
+    is left as it is (DeepForest's ``image_to_geo_coordinates`` puts map
+    coordinates into ``geometry`` next to pixel columns). When the pixel
+    columns are missing they become the geometry's bounds: directly for a
+    table without a CRS (pixels, DeepForest's convention), and for a
+    GeoDataFrame with a CRS (map coordinates) through ``raster``'s transform,
+    reprojecting to the raster's CRS first.
+
+    Returns:
+        ``table`` itself when it has the pixel columns or no ``geometry``,
+        else a copy with ``xmin, ymin, xmax, ymax`` (float64 px) added.
+
+    Raises:
+        AnnotationError: unreadable WKT, empty geometries, or map coordinates
+            without a ``raster`` to convert them with.
+    """
+    if all(c in table.columns for c in BOX_COLUMNS) or "geometry" not in table.columns:
+        return table
+    import shapely
+
+    values = table["geometry"]
+    try:
+        geoms = np.array(
+            [shapely.from_wkt(v) if isinstance(v, str) else v for v in values], dtype=object
+        )
+        bounds = shapely.bounds(geoms).reshape(-1, 4) if len(geoms) else np.zeros((0, 4))
+    except (shapely.errors.ShapelyError, TypeError) as exc:
+        raise AnnotationError(
+            f"{what} has no xmin, ymin, xmax, ymax columns and its geometry column cannot be read "
+            f"({str(exc).splitlines()[0]}); give WKT polygons such as 'POLYGON ((30 20, 30 60, 10 60, 10 20, 30 20))'."
+        ) from None
+    if np.isnan(bounds).any():
+        row = int(np.flatnonzero(np.isnan(bounds).any(axis=1))[0])
+        raise AnnotationError(
+            f"Row {row + 1} of {what} has an empty geometry and no xmin, ymin, xmax, ymax; "
+            "remove it or draw its box."
+        )
+    crs = getattr(table, "crs", None) if hasattr(table, "geometry") else None
+    out = pd.DataFrame(table).copy()
+    if crs is not None:
+        if raster is None:
+            raise AnnotationError(
+                f"{what} has geometries in map coordinates ({crs.name!r}) and no xmin, ymin, xmax, "
+                "ymax pixel columns; pass raster= (the image they lie on) to convert them."
+            )
+        import geopandas as gpd
+        from pyproj import CRS
+
+        from .geo import map_to_pixel
+
+        info = _raster_info(raster)
+        if info["crs"] is None:
+            raise AnnotationError(
+                f"{what} is in {crs.name!r} but the raster {os.fspath(raster)!r} has no CRS; "
+                "use a georeferenced raster, or give pixel xmin, ymin, xmax, ymax columns."
+            )
+        series = gpd.GeoSeries(list(geoms), crs=crs).to_crs(CRS.from_wkt(info["crs"]))
+        b = np.asarray(series.bounds, dtype=np.float64).reshape(-1, 4)
+        x1, y1 = map_to_pixel(info["transform"], b[:, 0], b[:, 3])
+        x2, y2 = map_to_pixel(info["transform"], b[:, 2], b[:, 1])
+        bounds = np.stack([np.minimum(x1, x2), np.minimum(y1, y2), np.maximum(x1, x2), np.maximum(y1, y2)], axis=1)
+        if "image_path" not in out.columns:
+            out["image_path"] = os.path.basename(os.fspath(raster))
+    for j, column in enumerate(BOX_COLUMNS):
+        out[column] = bounds[:, j]
+    return out
 
 
 def _detect_format(path: str, file_format: str | None) -> tuple[str, Any]:
@@ -347,6 +426,7 @@ def _read_csv(path: str, *, image_path: str | None, label: str | None) -> _Raw:
         frame["image_path"] = image_path
     if "label" not in frame.columns and label is not None:
         frame["label"] = label
+    frame = pixel_boxes_from_geometry(frame, None, repr(path))  # DeepForest's geometry-only CSVs
     missing = [c for c in ANNOTATION_COLUMNS if c not in frame.columns]
     if missing:
         hint = " or pass image_path= for a file about one image" if missing == ["image_path"] else ""

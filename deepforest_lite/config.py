@@ -276,8 +276,11 @@ def check_keys(cls: type, keys: Any, source: str = "config") -> None:
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(keys) - set(names))
     if unknown:
+        from .compat import unknown_keys_hint
+
         raise ConfigError(
-            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}."
+            f"Unknown key(s) {unknown} in {source}; valid keys for {cls.__name__} are {names}"
+            f"{unknown_keys_hint(unknown, names)}."
         )
 
 

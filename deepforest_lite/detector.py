@@ -14,6 +14,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import predict as _predict
+from .compat import DEEPFOREST_HINTS, deepforest_keywords, unknown_name_error
 from .labels import LabelMap
 from .config import ModelConfig, PredictConfig, TrainConfig, check_keys
 from .errors import InvalidInputError
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from .train import TrainingResult
 
 __all__ = ["Detector", "load_model"]
+
+
+def _model_options() -> list[str]:
+    return [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def _train_options() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
 class Detector:
@@ -49,8 +58,16 @@ class Detector:
     The model is in evaluation mode after construction. ``score_threshold``,
     ``nms_threshold`` and ``detections_per_image`` may be changed at any time
     and take effect on the next prediction.
+
+    DeepForest's names work where its users reach for them
+    (``predict_image(path=...)``, ``predict_tile(path=...)``); its other
+    spellings (``score_thresh``, ``label_dict``, ``save_model``, ...) raise an
+    :class:`~deepforest_lite.errors.UnknownNameError` that names ours, also
+    when set as attributes (``det.score_thresh = 0.3`` would otherwise do
+    nothing). See ``docs/from-deepforest.md``.
     """
 
+    @deepforest_keywords(extra_names=_model_options)
     def __init__(
         self,
         labels: Sequence[str] = ("Tree",),
@@ -105,6 +122,19 @@ class Detector:
         detector.metadata = dict(checkpoint.metadata)
         detector.model.to(resolve_device(device)).eval()
         return detector
+
+    # ------------------------------------------------------------------ DeepForest's names
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names the instance and class lack
+        if name.startswith("_") or name not in DEEPFOREST_HINTS:
+            raise AttributeError(f"'Detector' object has no attribute {name!r}")
+        raise unknown_name_error("Detector", name, [], kind="attribute")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in DEEPFOREST_HINTS and not hasattr(type(self), name):
+            raise unknown_name_error("Detector", name, [], kind="attribute")
+        super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ settings
 
@@ -195,6 +225,7 @@ class Detector:
 
     # ------------------------------------------------------------------ prediction
 
+    @deepforest_keywords(aliases={"path": "image"})
     def predict_image(
         self,
         image: str | os.PathLike | np.ndarray,
@@ -203,6 +234,8 @@ class Detector:
         precision: str = "fp32",
     ) -> pd.DataFrame:
         """Detect objects in one image (path to PNG/JPEG/TIFF, or ``H x W x 3`` uint8 RGB array).
+
+        DeepForest's ``path=`` works for ``image`` (as does ``image=`` itself).
 
         Returns a box table (``xmin, ymin, xmax, ymax, label, score, image_path``)
         in the image's pixel coordinates (origin top-left, x = column); an empty
@@ -214,6 +247,7 @@ class Detector:
             self.model, self.label_map, image, image_path=image_path, precision=precision
         )
 
+    @deepforest_keywords(aliases={"path": "raster", "image": "raster", "raster_path": "raster"})
     def predict_tile(
         self,
         raster: str | os.PathLike | np.ndarray | RasterSource,
@@ -235,7 +269,8 @@ class Detector:
 
         Args:
             raster: a GeoTIFF/PNG/JPEG path, an open :class:`~deepforest_lite.raster.RasterSource`,
-                or an ``H x W x 3`` uint8 RGB array.
+                or an ``H x W x 3`` uint8 RGB array. DeepForest's keywords ``path=``
+                (a file), ``image=`` (an array) and ``raster_path=`` (1.x) work too.
             patch_size: window side in px (clipped to the raster's side per axis).
             patch_overlap: fraction of the window side shared by neighbours, in [0, 1).
             iou_threshold: boxes from different windows overlapping more than
@@ -276,6 +311,7 @@ class Detector:
 
     # ------------------------------------------------------------------ training
 
+    @deepforest_keywords(extra_names=_train_options)
     def fit(
         self,
         train: str | os.PathLike | pd.DataFrame,
@@ -290,6 +326,7 @@ class Detector:
         config: TrainConfig | None = None,
         progress: bool = True,
         callbacks: Sequence[Any] = (),
+        provenance: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> TrainingResult:
         """Train (or fine-tune) this detector in place with Lightning.
@@ -321,6 +358,9 @@ class Detector:
                 ``logger`` are checked before any data is read.
             progress: show Lightning's progress bar (steps and loss).
             callbacks: extra Lightning callbacks.
+            provenance: JSON-serialisable facts stored in the saved models'
+                ``training`` metadata (``deepforest-lite train`` records the
+                ``--from`` model and its full command line here).
 
         Ctrl-C stops training after Lightning's graceful shutdown and raises
         ``KeyboardInterrupt``; ``resume=True`` continues from the last
@@ -339,13 +379,14 @@ class Detector:
         result = fit_model(
             self.model, self.label_map, self._config, train, val, config=config, labels=labels,
             root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,
-            crop_size=crop_size, progress=progress, callbacks=callbacks,
+            crop_size=crop_size, progress=progress, callbacks=callbacks, provenance=provenance,
         )
         self.label_map = result.label_map
         self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
         return result
 
 
+@deepforest_keywords(aliases={"model_name": "source"})
 def load_model(
     source: str | os.PathLike | None = None,
     labels: Sequence[str] | None = None,

@@ -41,14 +41,26 @@ __all__ = [
     "threshold_sweep",
     "best_threshold",
     "DEFAULT_SWEEP_THRESHOLDS",
+    "MAP_METRICS",
     "MISSING_LABEL",
+    "format_threshold",
+    "sweep_thresholds",
 ]
 
 #: Label given to boxes whose ``label`` is missing (NaN/None) in an input table.
 MISSING_LABEL = "(no label)"
 
-#: Score thresholds :func:`threshold_sweep` uses when none are given: 0.00, 0.05, ..., 0.95.
+#: The coarse grid of score thresholds of :func:`threshold_sweep`: 0.00, 0.05, ..., 0.95
+#: (refined where the scores are, see :func:`sweep_thresholds`).
 DEFAULT_SWEEP_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(20))
+#: Number of score quantiles :func:`sweep_thresholds` adds to the coarse grid.
+SWEEP_QUANTILES: int = 20
+
+#: The scalar keys :func:`mean_average_precision` returns, whatever ``max_detections`` is.
+MAP_METRICS: tuple[str, ...] = (
+    "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
+    "mar_1", "mar_10", "mar_100", "mar_max",
+)
 
 _REQUIRED = [*BOX_COLUMNS, "label", "image_path"]
 
@@ -194,8 +206,9 @@ def threshold_sweep(
         predictions: box table with a ``score`` column (confidence in [0, 1]).
         ground_truth: box table, as for :func:`evaluate_boxes`.
         thresholds: score thresholds; a prediction is kept when
-            ``score >= threshold``. Default :data:`DEFAULT_SWEEP_THRESHOLDS`
-            (0.00 to 0.95 in steps of 0.05).
+            ``score >= threshold``. Default :func:`sweep_thresholds` of the
+            predictions' scores: 0.00 to 0.95 in steps of 0.05, plus 20 steps
+            where the scores are (so scores all below 0.05 still give a curve).
         iou_threshold: as for :func:`evaluate_boxes`.
 
     Returns:
@@ -214,7 +227,7 @@ def threshold_sweep(
             f"{list(predictions.columns)}; pass the table predict_image/predict_tile returns."
         )
     if thresholds is None:
-        thresholds = DEFAULT_SWEEP_THRESHOLDS
+        thresholds = sweep_thresholds(preds["score"].to_numpy(dtype=float))
     values = _check_thresholds(thresholds)
     rows = []
     for t in values:
@@ -235,6 +248,34 @@ def threshold_sweep(
             }
         )
     return pd.DataFrame(rows)
+
+
+def sweep_thresholds(scores: Sequence[float] | np.ndarray, quantiles: int = SWEEP_QUANTILES) -> list[float]:
+    """The default thresholds of :func:`threshold_sweep`: a coarse grid refined where the scores are.
+
+    The coarse grid :data:`DEFAULT_SWEEP_THRESHOLDS` (0.00 to 0.95 by 0.05)
+    plus the scores at the quantiles ``0, 1/q, ..., (q-1)/q`` (``q =
+    quantiles``; each an actual score, floored to 3 decimals so that the
+    threshold keeps that score). Where many scores crowd together (a model
+    whose scores are all below 0.05, or all between 0.30 and 0.35), the sweep
+    thus has about ``q`` steps among them instead of one or two.
+
+    Returns:
+        Sorted, distinct thresholds in [0, 1].
+    """
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    values = values[np.isfinite(values)]
+    extra: list[float] = []
+    if len(values):
+        q = np.quantile(values, np.arange(int(quantiles)) / int(quantiles), method="lower")
+        extra = [round(math.floor(float(v) * 1000 + 1e-9) / 1000, 3) for v in q]
+    return sorted({*DEFAULT_SWEEP_THRESHOLDS, *(min(max(v, 0.0), 1.0) for v in extra)})
+
+
+def format_threshold(value: float) -> str:
+    """A score threshold as text with the digits it has: ``0.30``, ``0.012``."""
+    value = float(value)
+    return f"{value:.2f}" if abs(value - round(value, 2)) < 1e-9 else f"{value:.3f}"
 
 
 def best_threshold(sweep: pd.DataFrame, metric: str = "f1") -> float:
@@ -287,12 +328,16 @@ def mean_average_precision(
             when an image has more, e.g. a whole tile scored as one image).
 
     Returns:
-        A dict of floats: ``map`` (mean over IoU 0.50:0.95 and labels),
+        A dict with the same keys whatever ``max_detections`` is
+        (:data:`MAP_METRICS`): ``map`` (mean over IoU 0.50:0.95 and labels),
         ``map_50``, ``map_75``, ``map_small``, ``map_medium``, ``map_large``
-        (COCO object sizes < 32², 32²-96², > 96² px²), ``mar_1``, ``mar_10``,
-        ``mar_<max_detections>`` (mean recall with at most that many
-        predictions per image), and ``class_map``: a DataFrame with
-        ``label, map, mar`` per label. A figure COCO cannot compute (no
+        (COCO object sizes < 32², 32²-96², > 96² px²), all counting up to
+        ``max_detections`` predictions per image; ``mar_1``, ``mar_10``,
+        ``mar_100`` (COCO's mean recall with at most 1, 10, 100 predictions
+        per image) and ``mar_max`` (mean recall with at most
+        ``max_detections``); ``max_detections`` itself (int); and
+        ``class_map``: a DataFrame with ``label, map, mar`` (``mar`` at
+        ``max_detections``) per label. A figure COCO cannot compute (no
         ground truth of that kind) is NaN, never -1.
 
     Raises:
@@ -354,11 +399,10 @@ def mean_average_precision(
         backend="pycocotools",
         extended_summary=True,
     )
+    preds_in = [tensors(pred_groups.get(i), True) for i in images]
+    truth_in = [tensors(truth_groups.get(i), False) for i in images]
     if images:
-        metric.update(
-            [tensors(pred_groups.get(i), True) for i in images],
-            [tensors(truth_groups.get(i), False) for i in images],
-        )
+        metric.update(preds_in, truth_in)
         raw = _quietly(metric.compute)
     else:
         raw = {}
@@ -370,30 +414,28 @@ def mean_average_precision(
         value = float(torch.as_tensor(value).reshape(-1)[0])
         return math.nan if value < 0 else value
 
-    keys = [
-        "map",
-        "map_50",
-        "map_75",
-        "map_small",
-        "map_medium",
-        "map_large",
-        "mar_1",
-        "mar_10",
-        f"mar_{max_detections}",
-    ]
-    out: dict[str, Any] = {k: scalar(k) for k in keys}
-    # pycocotools' summary reads the overall mAP (and torchmetrics the per-class mAP) at a
-    # hard-coded 100 detections, giving -1 for any other max_detections; read both from the
-    # precision table instead: [IoU thresholds, recall points, classes, areas (all first), max dets].
-    precision = torch.as_tensor(raw["precision"]) if raw else None
-    if precision is not None:
-        out["map"] = _mean_defined(precision[:, :, :, 0, -1])
-
+    # pycocotools' summary reads some figures at a hard-coded 100 detections (-1 for any other
+    # max_detections) and torchmetrics names recall after max_detections (mar_143); read the
+    # figures from the tables instead, at max_detections, under fixed names (MAP_METRICS).
+    # precision: [IoU thresholds 0.50..0.95, 101 recall points, classes, areas (all, small,
+    # medium, large), max dets]; recall: the same without the recall points.
+    out: dict[str, Any] = {k: math.nan for k in MAP_METRICS}
     rows = []
     if raw:
+        precision = torch.as_tensor(raw["precision"])
+        recall = torch.as_tensor(raw["recall"])
+        out["map"] = _mean_defined(precision[:, :, :, 0, -1])
+        out["map_50"] = _mean_defined(precision[0, :, :, 0, -1])
+        out["map_75"] = _mean_defined(precision[5, :, :, 0, -1])
+        for area, key in ((1, "map_small"), (2, "map_medium"), (3, "map_large")):
+            out[key] = _mean_defined(precision[:, :, :, area, -1])
+        out["mar_1"] = scalar("mar_1")
+        out["mar_10"] = scalar("mar_10")
+        out["mar_max"] = _mean_defined(recall[:, :, 0, -1])
+        out["mar_100"] = out["mar_max"] if max_detections == 100 else _recall_at_100(metric, preds_in, truth_in)
         classes = torch.as_tensor(raw["classes"]).reshape(-1).tolist()
         per_map = [_mean_defined(precision[:, :, k, 0, -1]) for k in range(precision.shape[2])]
-        per_mar = torch.as_tensor(raw[f"mar_{max_detections}_per_class"]).reshape(-1).tolist()
+        per_mar = [_mean_defined(recall[:, k, 0, -1]) for k in range(recall.shape[1])]
         if len(per_map) == len(classes):
             for c, m, r in zip(classes, per_map, per_mar):
                 rows.append(
@@ -403,8 +445,23 @@ def mean_average_precision(
                         "mar": r if r >= 0 else math.nan,
                     }
                 )
+    out["max_detections"] = max_detections
     out["class_map"] = pd.DataFrame(rows, columns=["label", "map", "mar"])
     return out
+
+
+def _recall_at_100(metric: Any, preds: list[dict[str, Any]], truth: list[dict[str, Any]]) -> float:
+    """COCO's mean recall with at most 100 detections per image (a second, recall-only pass)."""
+    import torch
+    from torchmetrics.detection import MeanAveragePrecision
+
+    again = MeanAveragePrecision(
+        box_format="xyxy", iou_type="bbox", max_detection_thresholds=[1, 10, 100], backend="pycocotools"
+    )
+    again.warn_on_many_detections = False  # the cap of 100 is the point of this pass
+    again.update(preds, truth)
+    value = float(torch.as_tensor(_quietly(again.compute)["mar_100"]).reshape(-1)[0])
+    return math.nan if value < 0 else value
 
 
 def _mean_defined(values: Any) -> float:
@@ -444,6 +501,10 @@ def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
 
 def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataFrame, list[str]]:
     """Validated copy of a box table without marker rows, and the images that only had markers."""
+    if isinstance(table, pd.DataFrame) and "geometry" in table.columns:  # DeepForest's geometry-only tables
+        from .annotations import pixel_boxes_from_geometry
+
+        table = pixel_boxes_from_geometry(table, None, f"the {what}")
     check_columns(table, _REQUIRED, what=what)
     out = table.copy()
     out = out.reset_index(drop=True)

@@ -13,8 +13,13 @@ map_ymax`` whatever the signs of ``a`` and ``e``: on a usual north-up raster
 (``e < 0``) the pixel box's top edge ``ymin`` becomes ``map_ymax``.
 
 :func:`write_boxes` writes a box table to ``.csv``, ``.gpkg``, ``.geojson``
-or ``.shp`` (chosen by the file extension) atomically. geopandas and shapely
-are imported only when a function needs them.
+or ``.shp`` (chosen by the file extension) atomically, in the CRS
+:func:`output_crs` picks: the table's own (the raster's) by default,
+WGS84 longitude/latitude for GeoJSON (RFC 7946), or any CRS asked for.
+A CSV keeps DeepForest's layout (``geometry`` is the *pixel* box as WKT),
+holds the map coordinates in the :data:`MAP_COLUMNS` and names their CRS in
+a ``map_crs`` column (:func:`csv_table`). geopandas, shapely and pyproj are
+imported only when a function needs them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ __all__ = [
     "boxes_to_map",
     "boxes_to_pixels",
     "write_boxes",
+    "output_crs",
+    "reproject_boxes",
+    "csv_table",
+    "KEEP_CRS",
+    "MAP_CRS_COLUMN",
 ]
 
 #: map-coordinate columns added by :func:`boxes_to_map`, in the raster CRS's units
@@ -56,6 +66,12 @@ VECTOR_DRIVERS: dict[str, str] = {
     ".geojson": "GeoJSON",
     ".shp": "ESRI Shapefile",
 }
+#: ``crs`` value of :func:`write_boxes` (and ``--crs``) that keeps the table's (the raster's) CRS
+KEEP_CRS: str = "raster"
+#: CSV column naming the CRS of the map-coordinate columns (an ``EPSG:xxxx`` string, or WKT)
+MAP_CRS_COLUMN: str = "map_crs"
+#: the CRS of RFC 7946 GeoJSON: WGS84 longitude, latitude
+WGS84: str = "EPSG:4326"
 #: every extension :func:`write_boxes` accepts
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".csv", *VECTOR_DRIVERS)
 #: files that make up one shapefile besides the ``.shp`` itself
@@ -169,14 +185,117 @@ def boxes_to_pixels(table: pd.DataFrame, transform: Affine) -> pd.DataFrame:
     return out
 
 
-def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+def output_crs(ext: str, table_crs: Any, crs: Any = None) -> Any:
+    """The CRS a box file is written in (a :class:`pyproj.CRS`, or ``None`` for pixel tables).
+
+    Args:
+        ext: the file extension (``".csv"``, ``".gpkg"``, ``".geojson"``, ``".shp"``).
+        table_crs: the box table's CRS (the raster's), or ``None``.
+        crs: ``None`` (default rule), :data:`KEEP_CRS` (``"raster"``: the
+            table's own), or any CRS :mod:`pyproj` reads (``"EPSG:32617"``,
+            ``4326``, WKT): every box is reprojected to it.
+
+    The default rule: the table's CRS, except GeoJSON, which RFC 7946 fixes to
+    WGS84 longitude/latitude (``EPSG:4326``).
+
+    Raises:
+        InvalidInputError: ``crs`` is not a CRS pyproj knows, or a CRS is asked
+            for a table without one (pixel boxes cannot be reprojected).
+    """
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    own = None if table_crs is None else CRS.from_user_input(table_crs)
+    if crs is None:
+        return CRS.from_user_input(WGS84) if ext == ".geojson" and own is not None else own
+    if isinstance(crs, str) and crs.strip().lower() == KEEP_CRS:
+        return own
+    try:
+        target = CRS.from_user_input(crs)
+    except CRSError:
+        raise InvalidInputError(
+            f"Unknown CRS {crs!r}; give one pyproj reads, e.g. 'EPSG:32617' or 'EPSG:4326', "
+            f"or {KEEP_CRS!r} to keep the raster's."
+        ) from None
+    if own is None:
+        raise InvalidInputError(
+            f"Cannot write the boxes in {target.to_string()!r}: they have no CRS (the raster is not "
+            "georeferenced), so there is nothing to reproject from; leave the CRS out."
+        )
+    return target
+
+
+def reproject_boxes(table: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """A copy of a georeferenced box table in another CRS.
+
+    The box polygons are reprojected corner by corner (:meth:`geopandas.GeoDataFrame.to_crs`)
+    and the :data:`MAP_COLUMNS` become their bounds in the new CRS's units, so
+    map columns and geometry always agree; the pixel columns are unchanged.
+    A table already in ``crs`` is returned as a copy.
+    """
+    from pyproj import CRS
+
+    target = CRS.from_user_input(crs)
+    if table.crs is None:
+        raise InvalidInputError(
+            f"Cannot reproject the boxes to {target.to_string()!r}: the table has no CRS; "
+            "make it with boxes_to_map(table, transform, crs) first."
+        )
+    if table.crs.equals(target):
+        return table.copy()
+    out = table.to_crs(target)
+    bounds = np.asarray(out.geometry.bounds, dtype=np.float64).reshape(-1, 4)
+    for j, column in enumerate(MAP_COLUMNS):
+        out[column] = bounds[:, j]
+    return out
+
+
+def csv_table(table: pd.DataFrame, crs: Any = None) -> pd.DataFrame:
+    """The plain table :func:`write_boxes` writes to CSV: DeepForest's layout plus map columns.
+
+    * ``geometry``, when the table has one, becomes the **pixel** box
+      ``POLYGON ((xmax ymin, xmax ymax, xmin ymax, xmin ymin, xmax ymin))`` as
+      WKT, exactly as DeepForest writes it (``shapely.box(xmin, ymin, xmax,
+      ymax)``), so DeepForest's ``read_file`` and ``evaluate_boxes`` see the same
+      boxes as the ``xmin ... ymax`` columns;
+    * a georeferenced table keeps its map coordinates in the
+      :data:`MAP_COLUMNS` (reprojected to ``crs`` when one is given, see
+      :func:`output_crs`) and gets a :data:`MAP_CRS_COLUMN` column naming their
+      CRS (``"EPSG:32617"``; WKT for a CRS without an EPSG code).
+    """
+    import shapely
+
+    check_columns(table, BOX_COLUMNS)
+    table_crs = getattr(table, "crs", None) if _has_geometry(table) else None
+    target = output_crs(".csv", table_crs, crs)
+    if table_crs is not None and target is not None:
+        table = reproject_boxes(table, target)
+    out = pd.DataFrame(table).copy()
+    if "geometry" in out.columns:
+        coords = out[BOX_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, 4)
+        out["geometry"] = shapely.to_wkt(shapely.box(*coords.T), rounding_precision=-1) if len(out) else pd.Series(dtype=object)
+    if target is not None:
+        epsg = target.to_epsg()
+        out[MAP_CRS_COLUMN] = f"EPSG:{epsg}" if epsg is not None else target.to_wkt()
+    return out
+
+
+def write_boxes(table: pd.DataFrame, path: str | os.PathLike, *, crs: Any = None) -> Path:
     """Write a box table to ``path``, in the format its extension names, atomically.
 
-    Formats: ``.csv`` (any box table; a geometry column is written as WKT and
-    the CRS is not kept), ``.gpkg``, ``.geojson`` and ``.shp`` (a
-    GeoDataFrame with a geometry column, e.g. from :func:`boxes_to_map`; the
-    file carries its CRS). The extension is matched case-insensitively. The
-    folder is created if needed.
+    Formats: ``.csv`` (any box table, in DeepForest's layout; see
+    :func:`csv_table`: ``geometry`` is the pixel box as WKT, map coordinates
+    are in the :data:`MAP_COLUMNS` and their CRS in ``map_crs``), ``.gpkg``,
+    ``.geojson`` and ``.shp`` (a GeoDataFrame with a geometry column, e.g.
+    from :func:`boxes_to_map`; the file carries its CRS). The extension is
+    matched case-insensitively. The folder is created if needed.
+
+    CRS (:func:`output_crs`): by default the table's own, except ``.geojson``,
+    which follows RFC 7946: WGS84 longitude/latitude, no ``crs`` member,
+    counter-clockwise outer rings. ``crs="raster"`` keeps the table's CRS for
+    every format (a GeoJSON then carries the older ``crs`` member, which RFC
+    7946 readers such as web maps ignore); ``crs="EPSG:xxxx"`` (anything
+    :mod:`pyproj` reads) reprojects every box, the map columns included.
 
     The file is first written into a temporary folder beside ``path`` and then
     moved into place with :func:`os.replace`, so ``path`` is either the old
@@ -207,13 +326,21 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike) -> Path:
             "box table has no geometry column; convert it with "
             "geo.boxes_to_map(table, transform, crs) first, or write a .csv file."
         )
+    rfc7946 = False
+    if ext == ".csv":
+        table = csv_table(table, crs)
+    else:
+        target = output_crs(ext, table.crs, crs)
+        if target is not None:
+            table = reproject_boxes(table, target)
+            rfc7946 = ext == ".geojson" and target.equals(WGS84)
     folder = path.parent
     with write_errors(path):
         folder.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
         try:
             tmp = tmpdir / path.name
-            _write(table, tmp, ext)
+            _write(table, tmp, ext, rfc7946)
             if ext == ".shp":
                 produced = {p.name for p in tmpdir.iterdir() if p.stem == path.stem and p != tmp}
                 for name in sorted(produced):
@@ -237,16 +364,14 @@ def _has_geometry(table: pd.DataFrame) -> bool:
     return name is not None and name in table.columns
 
 
-def _write(table: pd.DataFrame, tmp: Path, ext: str) -> None:
+def _write(table: pd.DataFrame, tmp: Path, ext: str, rfc7946: bool = False) -> None:
     if ext == ".csv":
-        frame = pd.DataFrame(table)
-        if _has_geometry(table):
-            name = table._geometry_column_name
-            frame[name] = table[name].to_wkt()
-        frame.to_csv(tmp, index=False)
+        pd.DataFrame(table).to_csv(tmp, index=False)
         return
     # an empty layer has no geometry to infer its type from: boxes are polygons
-    kwargs = {"geometry_type": "Polygon"} if len(table) == 0 else {}
+    kwargs: dict[str, Any] = {"geometry_type": "Polygon"} if len(table) == 0 else {}
+    if rfc7946:  # GDAL then writes no crs member and orients rings as RFC 7946 says
+        kwargs["layer_options"] = {"RFC7946": "YES"}
     try:
         table.to_file(tmp, driver=VECTOR_DRIVERS[ext], engine="pyogrio", **kwargs)
     except OSError:

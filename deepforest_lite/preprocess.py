@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .compat import check_raster_first, deepforest_keywords
 from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
 from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
 from .errors import AnnotationError, ImageReadError, InvalidInputError
@@ -96,6 +97,9 @@ def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str 
     return f"{Path(os.fspath(raster)).stem}_{int(window.col_off)}_{int(window.row_off)}.{ext}"
 
 
+@deepforest_keywords(
+    aliases={"path_to_raster": "raster", "annotations_file": "annotations", "save_dir": "out_dir"}
+)
 def split_raster(
     raster: str | os.PathLike[str],
     annotations: str | os.PathLike[str] | pd.DataFrame | None = None,
@@ -115,6 +119,10 @@ def split_raster(
     progress: bool = True,
 ) -> SplitResult:
     """Cut a large raster into training tiles and write each tile's boxes as a DeepForest CSV.
+
+    DeepForest's keywords work: ``path_to_raster=`` (``raster``),
+    ``annotations_file=`` (``annotations``) and ``save_dir=`` (``out_dir``).
+    DeepForest's positional order (annotations first) is refused with a hint.
 
     **Windows.** The tiles are the windows of
     :func:`~deepforest_lite.windows.window_grid` for ``patch_size`` and
@@ -212,6 +220,7 @@ def split_raster(
         AnnotationError: unreadable annotations, or none for this raster (the
             message lists the image names found).
     """
+    check_raster_first(raster, annotations)
     ext = _check_format(image_format)
     _check_fraction(min_visible)
     if not isinstance(allow_empty, (bool, np.bool_)):

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .boxes import BOX_COLUMNS, check_columns
 from .errors import ImageReadError, InvalidInputError
-from .evaluate import best_threshold
+from .evaluate import best_threshold, format_threshold
 from .raster import check_rgb_array
 from .files import atomic_write
 
@@ -216,19 +216,23 @@ def plot_precision_recall(
     *,
     title: str | None = None,
     size_px: int = 600,
+    threshold: float | None = None,
 ) -> str:
     """Write a precision-recall curve PNG from a :func:`~deepforest_lite.evaluate.threshold_sweep` table.
 
     Recall is on the x axis, precision on the y axis (both 0-1, pooled over
     all boxes); each point is one score threshold, a few of which are written
-    beside their points, and the best-F1 threshold is marked and named in the
-    legend.
+    beside their points. The chosen threshold is marked with a star and its
+    own value written beside it (``score >= 0.30``, with as many digits as the
+    threshold has, e.g. ``0.012``), and named in the legend with its F1.
 
     Args:
         sweep: table with ``score_threshold, precision, recall, f1``.
         path: PNG file to write (its folder is created).
         title: figure title; default "Precision-recall over score thresholds".
         size_px: width and height of the PNG in pixels.
+        threshold: the threshold to mark, one of the sweep's; default the
+            best-F1 one (:func:`~deepforest_lite.evaluate.best_threshold`).
 
     Returns:
         ``path`` as a string.
@@ -261,25 +265,45 @@ def plot_precision_recall(
     step = max(1, len(distinct) // 6)
     for i in distinct[::step]:
         ax.annotate(
-            f"{thresholds[i]:.2f}",
+            format_threshold(thresholds[i]),
             (recall[i], precision[i]),
             textcoords="offset points",
             xytext=(4, 4),
             fontsize=7,
             color="#555555",
         )
-    if np.isfinite(f1).any():
-        best = int(np.flatnonzero(thresholds == best_threshold(data))[0])  # its rule for ties
-        if ok[best]:
-            ax.plot(
-                [recall[best]],
-                [precision[best]],
-                marker="*",
-                markersize=14,
-                color="#d62728",
-                linestyle="none",
-                label=f"best F1 {f1[best]:.3f} at score >= {thresholds[best]:.2f}",
+    chosen = None
+    if threshold is not None:
+        hits = np.flatnonzero(np.isclose(thresholds, float(threshold), rtol=0, atol=1e-9))
+        if not len(hits):
+            raise InvalidInputError(
+                f"threshold {threshold!r} is not one of the sweep's score thresholds "
+                f"({', '.join(format_threshold(t) for t in thresholds[:8])}...); pass one of them."
             )
+        chosen = int(hits[0])
+    elif np.isfinite(f1).any():
+        chosen = int(np.flatnonzero(thresholds == best_threshold(data))[0])  # its rule for ties
+    if chosen is not None and ok[chosen]:
+        text = format_threshold(thresholds[chosen])
+        what = "best F1" if threshold is None else "F1"
+        ax.plot(
+            [recall[chosen]],
+            [precision[chosen]],
+            marker="*",
+            markersize=14,
+            color="#d62728",
+            linestyle="none",
+            label=f"{what} {f1[chosen]:.3f} at score >= {text}",
+        )
+        ax.annotate(
+            f"score >= {text}",
+            (recall[chosen], precision[chosen]),
+            textcoords="offset points",
+            xytext=(8, -14),
+            fontsize=9,
+            fontweight="bold",
+            color="#d62728",
+        )
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")

@@ -181,7 +181,7 @@ def test_user_mistakes_are_one_line_and_exit_2(make_raster, model_file, tmp_path
         "--value-range": [*base, "--output", out, "--value-range", "9,1"],
         "is not a device": [*base, "--output", out, "--device", "tpu"],
         "unknown extension": [*base, "--output", tmp_path / "never.txt"],
-        "one of the arguments --output --output-dir is required": base,
+        "one of the arguments -o/--output --output-dir is required": base,
         "not allowed with": [*base, "--output", out, "--output-dir", tmp_path],
         "Cannot read": ["predict", garbage, "--model", model_file, "--output", out],
         "colour band": ["predict", gray.path, "--model", model_file, "--output", out],

@@ -69,7 +69,7 @@ def test_summary_counts_skipped_windows(labelled, tmp_path, capsys):
     assert main(["split", str(src.path), str(csv), "--out-dir", str(tmp_path / "t"),
                  "--patch-size", "100", "--patch-overlap", "0"]) == 0
     text = capsys.readouterr().out
-    assert "wrote 2 tile(s)" in text and "(skipped 4 without boxes)" in text
+    assert "wrote 2 tile(s)" in text and "(skipped 4 without boxes, which --allow-empty keeps)" in text
 
 
 def test_without_annotations(make_raster, tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 import deepforest_lite as dfl
@@ -39,6 +41,8 @@ def test_train_from_a_config_file_writes_a_loadable_model(tmp_path, planted_imag
     assert det.config.backbone == "resnet18" and det.config.fpn_channels == 32 and det.config.resize == "scale"
     assert not det.config.frozen_batchnorm  # from scratch: trainable batch norm
     assert det.metadata["training"]["epochs_completed"] == 1
+    assert det.metadata["training"]["from"] is None  # a new model
+    assert det.metadata["training"]["command_line"].startswith("deepforest-lite train ")
 
 
 def test_retrain_from_a_model_with_other_labels_and_resume(tmp_path, planted_images, tiny_detector, capsys):
@@ -51,6 +55,10 @@ def test_retrain_from_a_model_with_other_labels_and_resume(tmp_path, planted_ima
     assert main(args) == 0
     first = dfl.load_model(tmp_path / "colours.pt")
     assert first.labels == ("Blue", "Red")  # the data's labels, sorted, replace the model's
+    record = first.metadata["training"]
+    assert record["from"] == str(start)  # the --from model, and the command line exactly as typed
+    assert record["command_line"] == shlex.join(["deepforest-lite", *args])
+    assert record["config_file"] == str(config)
     assert main([*args, "--resume", "--epochs", "2"]) == 0
     assert dfl.load_model(tmp_path / "colours.pt").metadata["training"]["epochs_completed"] == 2
 

@@ -394,7 +394,9 @@ def test_best_threshold_does_not_go_below_the_scores_it_saw():
     assert (f1[(f1.index > 0.33) & (f1.index < 0.9 + 1e-9)] == 1.0).all()  # dropping the 0.32 box helps
     assert best_threshold(sweep) == pytest.approx(0.9)  # 0.35..0.90 keep the same box: the highest wins
     single = table([SQUARE], scores=[0.32])
-    assert best_threshold(threshold_sweep(single, table([SQUARE]))) == pytest.approx(0.3)
+    # the default thresholds include the scores themselves: 0.32 keeps the box, the highest that does
+    assert best_threshold(threshold_sweep(single, table([SQUARE]))) == pytest.approx(0.32)
+    assert best_threshold(threshold_sweep(single, table([SQUARE]), thresholds=DEFAULT_SWEEP_THRESHOLDS)) == 0.3
 
 
 def test_threshold_sweep_needs_scores():

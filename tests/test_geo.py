@@ -138,7 +138,7 @@ def test_empty_table_gives_an_empty_geodataframe() -> None:
 @pytest.mark.parametrize("ext", [".gpkg", ".geojson", ".shp"])
 def test_vector_files_carry_the_crs_and_boxes(tmp_path, ext: str) -> None:
     gdf = boxes_to_map(predictions(), DYADIC, "EPSG:32617")
-    path = write_boxes(gdf, tmp_path / f"boxes{ext}")
+    path = write_boxes(gdf, tmp_path / f"boxes{ext}", crs="raster")  # GeoJSON would be WGS84 by default
     assert path == tmp_path / f"boxes{ext}"
     back = gpd.read_file(path)
     assert back.crs.to_epsg() == 32617
@@ -157,15 +157,21 @@ def test_vector_files_carry_the_crs_and_boxes(tmp_path, ext: str) -> None:
 def test_empty_vector_files_keep_the_crs(tmp_path, ext: str) -> None:
     gdf = boxes_to_map(empty_boxes(), DYADIC, "EPSG:32617")
     back = gpd.read_file(write_boxes(gdf, tmp_path / f"empty{ext}"))
-    assert len(back) == 0 and back.crs.to_epsg() == 32617
+    assert len(back) == 0 and back.crs.to_epsg() == (4326 if ext == ".geojson" else 32617)
 
 
-def test_csv_keeps_columns_and_geometry_as_wkt(tmp_path) -> None:
+def test_csv_keeps_columns_pixel_geometry_as_wkt_and_names_the_crs(tmp_path) -> None:
     gdf = boxes_to_map(predictions(), DYADIC, "EPSG:32617")
     path = write_boxes(gdf, tmp_path / "boxes.CSV")  # extension case does not matter
     back = pd.read_csv(path)
-    assert list(back.columns) == list(gdf.columns)
-    assert back["geometry"][0] == gdf.geometry[0].wkt
+    assert list(back.columns) == [*gdf.columns, "map_crs"]
+    # geometry is the pixel box, written as DeepForest writes it (shapely.box(xmin, ymin, xmax, ymax))
+    assert back["geometry"].tolist() == [
+        "POLYGON ((30 20, 30 60, 10 60, 10 20, 30 20))",
+        "POLYGON ((1 0, 1 1, 0 1, 0 0, 1 0))",
+        "POLYGON ((140 7.25, 140 9.75, 100.5 9.75, 100.5 7.25, 140 7.25))",
+    ]
+    assert back["map_crs"].tolist() == ["EPSG:32617"] * 3
     np.testing.assert_array_equal(back[MAP_COLUMNS].to_numpy(), gdf[MAP_COLUMNS].to_numpy())
     plain = write_boxes(predictions(), tmp_path / "sub" / "dir" / "plain.csv")  # folders are created
     pd.testing.assert_frame_equal(pd.read_csv(plain), predictions(), check_dtype=False)

@@ -40,7 +40,11 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    import sys
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = [str(a) for a in argv]  # the command line as given, for provenance (train)
     return run_safely(args.run, args)
 

@@ -17,7 +17,22 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ``argparse`` parser whose errors are one line on stderr and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        fail(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+        fail(f"{self.prog}: error: {message}{_cli_hint(message)} (see '{self.prog} --help')")
+
+
+def _cli_hint(message: str) -> str:
+    """"; <hint>" for the first DeepForest-style option among argparse's unrecognized arguments."""
+    from ..compat import CLI_HINTS, DEEPFOREST_HINTS
+
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    for word in message.split(":", 1)[1].split():
+        option = word.split("=", 1)[0]
+        if option in CLI_HINTS or option[2:].replace("-", "_") in DEEPFOREST_HINTS:
+            from ..compat import spelling_hint
+
+            return f"; {option}: {spelling_hint(option, [])}"
+    return ""
 
 
 def fail(message: str) -> NoReturn:

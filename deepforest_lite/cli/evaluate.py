@@ -37,35 +37,46 @@ no objects.
 """
 
 
+_EPILOG = """\
+examples:
+  deepforest-lite evaluate predictions.csv truth.csv
+  deepforest-lite evaluate trees.gpkg truth.csv --iou-threshold 0.5 --output scores/metrics.csv
+  deepforest-lite evaluate predictions.csv truth.xml --plot-dir plots/ --root-dir images/
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     """Register ``evaluate`` on the ``deepforest-lite`` subcommand parser."""
     parser = subparsers.add_parser(
         "evaluate",
         help="score predicted boxes against ground truth (precision, recall, mAP)",
         description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("predictions", metavar="PREDICTIONS", help="predicted boxes: a CSV, or the .gpkg/.geojson/.shp of deepforest-lite predict")
+    parser.add_argument("predictions", metavar="PREDICTIONS", help="predicted boxes: a CSV (ours or DeepForest's), or the .gpkg/.geojson/.shp of deepforest-lite predict")
     parser.add_argument("ground_truth", metavar="GROUND_TRUTH", help="ground-truth boxes: DeepForest CSV, Pascal VOC XML or COCO JSON")
     parser.add_argument(
         "--iou-threshold",
         type=fraction,
         default=0.4,
         metavar="IOU",
-        help="a matched pair counts when its IoU is above this (default 0.4, DeepForest's)",
+        help="a matched pair counts when its IoU (0-1) is above this (default 0.4, DeepForest's)",
     )
     parser.add_argument(
+        "-o",
         "--output",
         metavar="CSV",
         help="write the summary metrics here (metric,value) and, beside it, STEM_results.csv "
         "(one row per ground-truth box), STEM_per_class.csv, STEM_per_image.csv, "
-        "STEM_confusion.csv and, with scores, STEM_sweep.csv",
+        "STEM_confusion.csv and, with scores, STEM_sweep.csv (default: print the summary only)",
     )
     parser.add_argument(
         "--plot-dir",
         metavar="DIR",
         help="write IMAGE_evaluation.png overlays (predictions orange, ground truth blue) for "
-        "every image file found, and precision_recall.png when predictions have scores",
+        "every image file found, and precision_recall.png when predictions have scores, the chosen "
+        "threshold marked with its value (default: no pictures)",
     )
     parser.add_argument(
         "--root-dir",
@@ -105,6 +116,9 @@ def read_box_table(path: str, what: str) -> pd.DataFrame:
         from ..annotations import read_annotations
 
         table = read_annotations(path)
+    from ..annotations import pixel_boxes_from_geometry
+
+    table = pixel_boxes_from_geometry(table, None, f"the {what} file {path!r}")  # DeepForest's geometry-only CSVs
     check_columns(table, ["image_path", *BOX_COLUMNS, "label"], what=f"{what} file {path!r}")
     return table
 
@@ -216,11 +230,16 @@ def _print_summary(
     if map_scores is None:
         print("mAP: n/a (the predictions have no score column)")
     else:
-        print(f"mAP@0.5: {_fmt(map_scores['map_50'])}   mAP@[0.5:0.95] (COCO): {_fmt(map_scores['map'])}")
+        print(
+            f"mAP@0.5: {_fmt(map_scores['map_50'])}   mAP@[0.5:0.95] (COCO): {_fmt(map_scores['map'])}   "
+            f"mAR@100: {_fmt(map_scores['mar_100'])}"
+        )
     if sweep is not None and best is not None:
+        from ..evaluate import format_threshold
+
         row = sweep[sweep["score_threshold"] == best].iloc[0]
         print(
-            f"best F1 {_fmt(row['f1'])} at score >= {best:.2f} "
+            f"best F1 {_fmt(row['f1'])} at score >= {format_threshold(best)} "
             f"(precision {_fmt(row['precision'])}, recall {_fmt(row['recall'])})"
         )
     table = scores["class_metrics"]

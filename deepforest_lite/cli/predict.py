@@ -47,7 +47,7 @@ _EPILOG = """\
 examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
-  deepforest-lite predict photo.png --output boxes.csv --plot boxes.png --quiet
+  deepforest-lite predict ortho.tif --output trees.geojson --model weecology/deepforest-tree --score-threshold 0.3
 """
 
 
@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files")
+    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files (one or more)")
     parser.add_argument(
         "--model",
         metavar="PATH_OR_NAME",
@@ -71,9 +71,10 @@ def add_parser(subparsers: Any) -> None:
         "default: the bundled tree model",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv)")
+    where.add_argument("-o", "--output", metavar="FILE", help="one box file for all rasters (.gpkg, .geojson, .shp, .csv); "
+                       "this or --output-dir is required")
     where.add_argument(
-        "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped"
+        "--output-dir", metavar="DIR", help="one box file per raster, DIR/STEM.EXT; existing files are skipped (this or --output is required)"
     )
     parser.add_argument(
         "--format",
@@ -90,11 +91,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--iou-threshold", type=fraction, default=defaults.iou_threshold, metavar="IOU",
-        help=f"boxes from different windows overlapping more than this are merged (default {defaults.iou_threshold})",
+        help=f"boxes from different windows overlapping more than this IoU (0-1) are merged (default {defaults.iou_threshold})",
     )
     parser.add_argument(
         "--score-threshold", type=fraction, default=None, metavar="SCORE",
-        help="drop boxes scoring below this (default: the model's own, 0.1 for DeepForest models)",
+        help="drop boxes scoring below this, in [0, 1] (default: the model's own, 0.1 for DeepForest models)",
     )
     parser.add_argument(
         "--class-aware", action="store_true",
@@ -114,18 +115,26 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--precision", choices=("fp32", "bf16"), default=defaults.precision,
-        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)",
+        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs) "
+        f"(default {defaults.precision})",
     )
     parser.add_argument(
         "--bands", type=_bands, metavar="R,G,B",
-        help="1-based band numbers used as red, green, blue (needed for rasters with more than 3 bands)",
+        help="1-based band numbers used as red, green, blue (needed for rasters with more than 3 bands; "
+        "default: bands 1,2,3 of RGB and RGBA rasters)",
     )
     parser.add_argument(
         "--value-range", type=_value_range, metavar="LOW,HIGH",
         help="scale pixel values LOW..HIGH to 0..255 (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
     )
-    parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--crs", type=_crs, metavar="CRS",
+        help="CRS of the boxes written: EPSG:xxxx (anything PROJ reads) reprojects every output, the "
+        "map_* columns included; 'raster' keeps the raster's CRS (default: the raster's CRS, except "
+        ".geojson, written in WGS84 longitude/latitude as RFC 7946 says). A CSV names its CRS in the map_crs column",
+    )
+    parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several (default: no picture)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     parser.add_argument(
         "--labels", metavar="NAMES",
         help="comma-separated class names for a checkpoint that stores none (e.g. DeepForest's NEON.pt: Tree)",
@@ -155,6 +164,23 @@ def _bands(text: str) -> tuple[int, int, int]:
     if len(values) != 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected three band numbers >= 1 like 1,2,3, got {text!r}")
     return values  # type: ignore[return-value]
+
+
+def _crs(text: str) -> str:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    from ..geo import KEEP_CRS
+
+    if text.strip().lower() == KEEP_CRS:
+        return KEEP_CRS
+    try:
+        CRS.from_user_input(text)
+    except CRSError:
+        raise argparse.ArgumentTypeError(
+            f"unknown CRS {text!r}; give e.g. EPSG:32617 or EPSG:4326, or {KEEP_CRS!r}"
+        ) from None
+    return text
 
 
 def _value_range(text: str) -> tuple[float, float]:
@@ -214,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         for raster, target, source in jobs:
             table = _predict(detector, source, config, args)
-            _write(table, target)
+            _write(table, target, args.crs)
             print(f"wrote {target} ({_summary(table)})")
             _plot(raster, table, args.plot, plot_dir)
         return 0
@@ -223,8 +249,9 @@ def run(args: argparse.Namespace) -> int:
     for raster, _, source in jobs:
         tables.append(_predict(detector, source, config, args))
         _plot(raster, tables[-1], args.plot, plot_dir)
-    combined = _combine(tables, Path(args.output).suffix.lower())
-    _write(combined, args.output)
+    ext = Path(args.output).suffix.lower()
+    combined = _combine(tables, ext, args.crs)
+    _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
     print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''})")
     return 0
 
@@ -284,7 +311,7 @@ def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str |
                 )
         jobs.append((raster, target, source))
     if args.output is not None:
-        _check_one_crs([source for _, _, source in jobs], Path(args.output).suffix.lower(), args.output)
+        _check_one_crs([source for _, _, source in jobs], Path(args.output).suffix.lower(), args.output, args.crs)
     return jobs
 
 
@@ -322,7 +349,9 @@ def _remove_leftovers(folder: str, stem: str) -> None:
                     os.remove(target)
 
 
-def _check_one_crs(sources: list[Any], ext: str, output: str) -> None:
+def _check_one_crs(sources: list[Any], ext: str, output: str, crs: str | None = None) -> None:
+    from ..geo import KEEP_CRS
+
     if ext == ".csv":
         return
     plain = [s.path for s in sources if not s.is_georeferenced]
@@ -331,11 +360,13 @@ def _check_one_crs(sources: list[Any], ext: str, output: str) -> None:
             f"{output!r} is a vector file in map coordinates but {plain[0]!r} has no CRS; "
             "write a .csv file instead."
         )
-    crs = {s.crs.to_string() for s in sources}
-    if len(crs) > 1:
+    if (crs is not None and crs != KEEP_CRS) or (crs is None and ext == ".geojson"):
+        return  # every raster's boxes are reprojected to the one output CRS
+    found = {s.crs.to_string() for s in sources}
+    if len(found) > 1:
         raise InvalidInputError(
-            f"The rasters have different CRSs ({sorted(crs)}) and one {ext} file holds one; "
-            "use --output-dir (one file per raster) or a .csv file."
+            f"The rasters have different CRSs ({sorted(found)}) and one {ext} file holds one; "
+            "give --crs EPSG:xxxx to reproject them all, use --output-dir (one file per raster), or a .csv file."
         )
 
 
@@ -365,26 +396,24 @@ def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) 
     )
 
 
-def _combine(tables: list[Any], ext: str) -> Any:
-    """One table for several rasters: a GeoDataFrame for vector files, a plain table for CSV."""
+def _combine(tables: list[Any], ext: str, crs: str | None = None) -> Any:
+    """One table for several rasters: a GeoDataFrame in the output CRS for vector files, a plain table for CSV."""
     import geopandas as gpd
     import pandas as pd
 
+    from ..geo import csv_table, output_crs, reproject_boxes
+
     if ext != ".csv":
-        crs = tables[0].crs
-        return gpd.GeoDataFrame(pd.concat(tables, ignore_index=True), geometry="geometry", crs=crs)
-    plain = []
-    for table in tables:
-        if isinstance(table, gpd.GeoDataFrame):
-            table = pd.DataFrame(table).assign(geometry=table.geometry.to_wkt())
-        plain.append(pd.DataFrame(table))
-    return pd.concat(plain, ignore_index=True)
+        target = output_crs(ext, tables[0].crs, crs)
+        tables = [reproject_boxes(t, target) for t in tables]
+        return gpd.GeoDataFrame(pd.concat(tables, ignore_index=True), geometry="geometry", crs=target)
+    return pd.concat([csv_table(t, crs) for t in tables], ignore_index=True)
 
 
-def _write(table: Any, path: str) -> None:
+def _write(table: Any, path: str, crs: str | None = None) -> None:
     from ..geo import write_boxes
 
-    write_boxes(table, path)
+    write_boxes(table, path, crs=crs)
 
 
 def _plot(raster: str, table: Any, plot: str | None, plot_dir: str | None) -> None:

@@ -11,6 +11,7 @@ import sys
 import warnings
 from typing import Any
 
+from ..compat import unknown_keys_hint
 from ..errors import ConfigError
 from ._checks import check_split
 from ._common import fraction, positive_int
@@ -34,6 +35,13 @@ are 0,0,0,0 rows: negative examples).
 
 Without ANNOTATIONS every window with data is cut and no CSV is written: tiles to
 annotate, or to predict on.
+"""
+
+_EPILOG = """\
+examples:
+  deepforest-lite split ortho.tif crowns.gpkg --out-dir tiles/ --label-column species
+  deepforest-lite split ortho.tif crowns.csv --out-dir tiles/ --allow-empty --format png --min-visible 0.6
+  deepforest-lite split ortho.tif --out-dir unlabelled/ --patch-size 800
 """
 
 #: keys a --config YAML file may set, with the option each stands for
@@ -70,9 +78,11 @@ def add_parser(subparsers: Any) -> None:
         "split",
         help="cut a large raster (and its boxes) into training tiles",
         description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("raster", metavar="RASTER", help="the raster to cut (GeoTIFF, PNG, ...)")
+    parser.add_argument("raster", metavar="RASTER", help="the raster to cut (GeoTIFF, PNG, ...); it comes first, "
+                        "before its annotations (DeepForest's split_raster takes them the other way round)")
     parser.add_argument(
         "annotations",
         metavar="ANNOTATIONS",
@@ -96,7 +106,8 @@ def add_parser(subparsers: Any) -> None:
         "--allow-empty",
         action="store_true",
         default=None,
-        help="also write tiles without boxes, listed as 0,0,0,0 rows (negative examples)",
+        help="also write tiles without boxes, listed as 0,0,0,0 rows (negative examples) "
+        "(default: tiles without boxes are skipped)",
     )
     parser.add_argument(
         "--format", choices=["tif", "png"], help="tile file format (default tif: GeoTIFF, georeferenced)"
@@ -111,37 +122,39 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--label-column",
         metavar="NAME",
-        help="vector files: the attribute column holding class names (default label)",
+        help="vector files: the attribute column holding class names (default: label)",
     )
-    parser.add_argument("--label", metavar="NAME", help="one class name for every box")
-    parser.add_argument("--layer", metavar="NAME", help="vector files: the layer to read")
+    parser.add_argument("--label", metavar="NAME", help="one class name for every box (default: the file's labels)")
+    parser.add_argument("--layer", metavar="NAME", help="vector files: the layer to read (default: the first)")
     parser.add_argument(
         "--image-name",
         metavar="NAME",
         help="the image_path under which ANNOTATIONS list the raster, when it is not the "
-        "raster's file name",
+        "raster's file name (default: the raster's file name)",
     )
     parser.add_argument(
         "--bands",
         type=_band_list,
         metavar="R,G,B",
-        help="1-based band numbers read as red, green, blue (rasters with more than 3 bands)",
+        help="1-based band numbers read as red, green, blue (needed for rasters with more than 3 bands; "
+        "default: bands 1,2,3 of RGB and RGBA rasters)",
     )
     parser.add_argument(
         "--value-range",
         type=_value_range,
         metavar="LOW,HIGH",
         help="fixed pixel values mapped to 0 and 255 instead of the percentile stretch "
-        "of 16-bit and float rasters",
+        "of 16-bit and float rasters (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
     )
     parser.add_argument(
         "--config",
         metavar="YAML",
         help=f"read options from a YAML file (keys: {', '.join(CONFIG_KEYS)}); "
-        "command-line options win",
+        "command-line options win (default: none)",
     )
     parser.add_argument(
-        "--quiet", action="store_true", default=None, help="no progress bar and no summary"
+        "--quiet", action="store_true", default=None,
+        help="no progress bar and no summary (default: both on, progress on stderr)",
     )
     parser.set_defaults(run=run)
 
@@ -173,11 +186,11 @@ def run(args: argparse.Namespace) -> int:
         )
     user_warnings = (str(w.message) for w in caught if issubclass(w.category, UserWarning))
     for message in dict.fromkeys(user_warnings):
-        print("warning: " + " ".join(message.split()), file=sys.stderr)
+        print("warning: " + _in_cli_terms(" ".join(message.split())), file=sys.stderr)
     if not options["quiet"]:
         skipped = []
         if result.skipped_empty:
-            skipped.append(f"{result.skipped_empty} without boxes")
+            skipped.append(f"{result.skipped_empty} without boxes, which --allow-empty keeps")
         if result.skipped_nodata:
             skipped.append(f"{result.skipped_nodata} without data")
         note = f" (skipped {' and '.join(skipped)})" if skipped else ""
@@ -190,6 +203,22 @@ def run(args: argparse.Namespace) -> int:
                 + (f", {n_empty} tile(s) without boxes" if n_empty else "")
             )
     return 0
+
+
+#: split_raster's Python spellings in its warnings -> this command's options
+_CLI_TERMS: tuple[tuple[str, str], ...] = (
+    ("split_raster wrote no tiles", "split wrote no tile"),
+    ("pass allow_empty=True", "add --allow-empty"),
+    ("min_visible=", "--min-visible "),
+    ("a smaller min_visible", "a smaller --min-visible"),
+    ("a larger patch_size or patch_overlap", "a larger --patch-size or --patch-overlap"),
+)
+
+
+def _in_cli_terms(message: str) -> str:
+    for python, option in _CLI_TERMS:
+        message = message.replace(python, option)
+    return message
 
 
 # -- options ------------------------------------------------------------------
@@ -206,7 +235,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if unknown:
             raise ConfigError(
                 f"Unknown key(s) {unknown} in {args.config!r}; valid keys for split are "
-                f"{list(CONFIG_KEYS)}."
+                f"{list(CONFIG_KEYS)}{unknown_keys_hint(unknown, CONFIG_KEYS)}."
             )
         for key in ("bands", "value_range"):
             if isinstance(config.get(key), list):

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..compat import unknown_keys_hint
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
 from ..errors import ConfigError, WriteError
 from ..files import atomic_write, check_output_dir, is_disk_full
@@ -31,50 +32,108 @@ RUN_KEYS: tuple[str, ...] = (
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+_DESCRIPTION = """\
+Train a detector from scratch, or fine-tune one (--from), on annotation files
+(DeepForest CSV, Pascal VOC, COCO, or tiles cut by `deepforest-lite split`).
+New labels get a new classification head; backbone, FPN and box regression keep
+their weights. Every epoch writes OUTPUT_DIR/last.safetensors (and
+best.safetensors when --val is given); the best model (else the last) is
+copied to --output. Its metadata records the --from model and this command line.
+
+Options may also come from a YAML file (--config): the long option names with
+underscores (batch_size: 8, from: model.pt), plus a model: mapping of
+architecture settings for a new model. The command line wins.
+"""
+
+_EPILOG = """\
+examples:
+  deepforest-lite train --train tiles/ortho.csv --from tree-lite --labels Alive,Dead --epochs 20 --output alive_dead.pt
+  deepforest-lite train --train train.csv --val val.csv --from weecology/deepforest-tree --lr 0.0005 --output tree.pt --logger tensorboard
+  deepforest-lite train --config my_run.yaml --resume
+"""
+
+
 def add_parser(subparsers: Any) -> None:
+    d = TrainConfig()
     p = subparsers.add_parser(
         "train",
         help="train or fine-tune a detector on annotated images",
-        description="Train a detector from scratch or fine-tune one (--from) on annotation files "
-        "(DeepForest CSV, Pascal VOC, COCO). New labels get a new classification head; backbone, FPN "
-        "and box regression keep their weights.",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = p.add_argument_group("data and model")
-    run.add_argument("--config", metavar="YAML", help="read options from this YAML file (command line wins)")
-    run.add_argument("--train", metavar="ANNOTATIONS", help="training annotations (CSV, VOC XML or folder, COCO JSON)")
-    run.add_argument("--val", metavar="ANNOTATIONS", help="validation annotations, evaluated every epoch")
-    run.add_argument("--root-dir", help="folder of the training images (default: the annotation file's folder)")
-    run.add_argument("--val-root-dir", help="folder of the validation images")
-    run.add_argument("--labels", help="comma-separated class names, e.g. Alive,Dead (default: from the data)")
-    run.add_argument("--from", dest="from_", metavar="MODEL", help="start from this checkpoint or hub name")
-    run.add_argument("--backbone", choices=BACKBONES, help="backbone of a model trained from scratch")
-    run.add_argument("--backbone-weights", metavar="PATH", help="ImageNet ResNet weights file for a new model")
-    run.add_argument("--output", metavar="MODEL", help="where to write the trained model (best, else last epoch)")
-    run.add_argument("--output-dir", help="folder for checkpoints and logs (default: runs/<output name>)")
-    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output-dir")
-    run.add_argument("--crop-size", type=positive_int, help="train on random crops of this many px")
+    run.add_argument("--config", metavar="YAML", help="read options from this YAML file; the command line wins "
+                     "(default: none)")
+    run.add_argument("--train", metavar="ANNOTATIONS", help="training annotations: CSV, VOC XML or folder, COCO JSON "
+                     "(required, here or in --config)")
+    run.add_argument("--val", metavar="ANNOTATIONS", help="validation annotations, scored every epoch; the epoch with "
+                     "the best validation mAP@0.5 becomes --output (default: none, the last epoch is kept)")
+    run.add_argument("--root-dir", metavar="DIR", help="folder of the training images (default: the annotation "
+                     "file's folder)")
+    run.add_argument("--val-root-dir", metavar="DIR", help="folder of the validation images (default: the "
+                     "validation file's folder)")
+    run.add_argument("--labels", metavar="A,B,...", help="comma-separated class names in id order, e.g. Alive,Dead "
+                     "(default: the --from model's labels if the data's are among them, else the data's, sorted)")
+    run.add_argument("--from", dest="from_", metavar="MODEL", help="start from this checkpoint, bundled name "
+                     "(tree-lite) or hub name (weecology/deepforest-tree) (default: a new model)")
+    run.add_argument("--backbone", choices=BACKBONES, help="ResNet backbone of a new model (default "
+                     f"{ModelConfig.backbone}; ignored with --from)")
+    run.add_argument("--backbone-weights", metavar="PATH", help="torchvision ImageNet ResNet weights (.pth or "
+                     ".safetensors) for a new model, or 'imagenet' to download them (default: random weights)")
+    run.add_argument("--output", metavar="MODEL", help="file the trained model is written to, e.g. model.pt "
+                     "(required, here or in --config)")
+    run.add_argument("--output-dir", metavar="DIR", help="folder for per-epoch checkpoints and logs "
+                     "(default: runs/<--output file name without extension>)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output-dir from its "
+                     "last finished epoch (default: start afresh)")
+    run.add_argument("--crop-size", type=positive_int, metavar="PX", help="train on random crops of this many "
+                     "pixels a side (default: whole images)")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=positive_int)
-    opt.add_argument("--batch-size", type=positive_int)
-    opt.add_argument("--lr", type=float)
-    opt.add_argument("--optimizer", choices=("sgd", "adamw"))
-    opt.add_argument("--lr-schedule", choices=("constant", "cosine", "step", "onecycle", "plateau"))
-    opt.add_argument("--warmup-steps", type=non_negative_int)
-    opt.add_argument("--weight-decay", type=float)
-    opt.add_argument("--augment", help="augmentation preset: none, flip, default, strong")
-    opt.add_argument("--min-box-size", type=float)
-    opt.add_argument("--seed", type=int)
+    opt.add_argument("--epochs", type=positive_int, metavar="N", help=f"passes over the training images "
+                     f"(default {d.epochs})")
+    opt.add_argument("--batch-size", type=positive_int, metavar="N", help=f"images per optimizer step and device "
+                     f"(default {d.batch_size})")
+    opt.add_argument("--lr", type=float, metavar="RATE", help=f"peak learning rate (default {d.lr:g}; "
+                     "fine-tuning usually wants 1e-4 to 1e-3)")
+    opt.add_argument("--optimizer", choices=("sgd", "adamw"), help=f"optimizer (default {d.optimizer}, with "
+                     "--momentum)")
+    opt.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum, in [0, 1) (default "
+                     f"{d.momentum:g}; ignored by adamw)")
+    opt.add_argument("--lr-schedule", choices=("constant", "cosine", "step", "onecycle", "plateau"),
+                     help=f"learning-rate schedule over the run: cosine decays to 1%% of --lr, step divides by "
+                     "10 at 2/3 and 8/9 of the steps, onecycle ramps up then down, plateau divides by 10 after "
+                     f"3 epochs without a lower loss (default {d.lr_schedule})")
+    opt.add_argument("--warmup-steps", type=non_negative_int, metavar="N", help="optimizer steps of linear "
+                     f"warm-up from 1%% of --lr (default {d.warmup_steps}: none)")
+    opt.add_argument("--weight-decay", type=float, metavar="W", help=f"L2 weight penalty (default {d.weight_decay:g})")
+    opt.add_argument("--augment", metavar="PRESET", help="augmentation preset: none, flip (flips and 90-degree "
+                     "turns), default (flip + brightness/contrast), strong (+ scale jitter), robust (+ local "
+                     f"contrast, 0.5-2x rescale) (default: the {d.augment!r} preset)")
+    opt.add_argument("--min-box-size", type=float, metavar="PX", help="boxes smaller than this many pixels a side "
+                     f"after augmentation are dropped (default {d.min_box_size:g})")
+    opt.add_argument("--seed", type=int, metavar="N", help=f"random seed of weights, augmentation and shuffling "
+                     f"(default {d.seed})")
     hw = p.add_argument_group("hardware and logging")
-    hw.add_argument("--accelerator", help="auto, cpu, gpu ...")
-    hw.add_argument("--devices", help="number of devices or a list such as 0,1")
-    hw.add_argument("--strategy", help="auto, ddp, ...")
-    hw.add_argument("--num-nodes", type=positive_int)
-    hw.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed")
-    hw.add_argument("--accumulate-grad-batches", type=positive_int)
-    hw.add_argument("--workers", type=non_negative_int, help="data loading processes")
-    hw.add_argument("--val-iou-threshold", type=fraction)
-    hw.add_argument("--logger", choices=("csv", "tensorboard"))
-    hw.add_argument("--quiet", action="store_true", help="no progress bar")
+    hw.add_argument("--accelerator", metavar="NAME", help=f"Lightning accelerator: auto, cpu, gpu, mps "
+                    f"(default {d.accelerator})")
+    hw.add_argument("--devices", metavar="N_OR_LIST", help=f"number of devices, or a list of ids such as 0,1 "
+                    f"(default {d.devices})")
+    hw.add_argument("--strategy", metavar="NAME", help=f"Lightning strategy: auto, ddp, ... (default {d.strategy})")
+    hw.add_argument("--num-nodes", type=positive_int, metavar="N", help=f"machines for multi-node training "
+                    f"(default {d.num_nodes})")
+    hw.add_argument("--precision", metavar="MODE", help=f"Lightning precision: 32-true, 16-mixed, bf16-mixed "
+                    f"(default {d.precision})")
+    hw.add_argument("--accumulate-grad-batches", type=positive_int, metavar="N", help="batches whose gradients "
+                    f"are summed per optimizer step (default {d.accumulate_grad_batches})")
+    hw.add_argument("--workers", type=non_negative_int, metavar="N", help="data loading processes "
+                    f"(default {d.workers}: the main process)")
+    hw.add_argument("--val-iou-threshold", type=fraction, metavar="IOU", help="IoU above which a validation "
+                    f"prediction matches a box, in [0, 1] (default {d.val_iou_threshold:g}, DeepForest's)")
+    hw.add_argument("--logger", choices=("csv", "tensorboard"), help=f"training log format in OUTPUT_DIR/logs "
+                    f"(default {d.logger}); tensorboard needs the tensorboard extra: "
+                    "pip install 'deepforest-lite[tensorboard]'")
+    hw.add_argument("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     p.set_defaults(run=run_train)
 
 
@@ -86,7 +145,8 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
         unknown = sorted(set(options) - set(RUN_KEYS) - set(_TRAIN_KEYS))
         if unknown:
             raise ConfigError(
-                f"Unknown key(s) {unknown} in {args.config!r}; valid keys are {sorted(RUN_KEYS + _TRAIN_KEYS)}."
+                f"Unknown key(s) {unknown} in {args.config!r}; valid keys are {sorted(RUN_KEYS + _TRAIN_KEYS)}"
+                f"{unknown_keys_hint(unknown, RUN_KEYS + _TRAIN_KEYS)}."
             )
         base = os.path.dirname(os.path.abspath(args.config))
         for key in ("train", "val", "root_dir", "val_root_dir", "from", "backbone_weights", "output", "output_dir"):
@@ -157,6 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
             options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
             val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
             crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
+            provenance=_provenance(args, options, detector),
         )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
@@ -202,6 +263,19 @@ def _load_start_model(source: str, labels: list[str] | None) -> Any:
             return load_model(source, labels)  # the classes keep their trained weights
         # another number of classes: load under placeholder names; fit() gives --labels a new head
         return load_model(source, [f"class{i}" for i in range(exc.num_classes or 0)])
+
+
+def _provenance(args: argparse.Namespace, options: dict[str, Any], detector: Any) -> dict[str, Any]:
+    """What the trained model's metadata records of this run: the --from model and the command line."""
+    import shlex
+
+    given = options.get("from")
+    return {
+        "from": None if not given else str(given),  # None: a new model
+        "from_source": None if not given else detector.metadata.get("source"),
+        "command_line": shlex.join(["deepforest-lite", *getattr(args, "argv", [])]),
+        "config_file": None if not args.config else os.path.abspath(args.config),
+    }
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
