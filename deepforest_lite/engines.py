@@ -121,7 +121,8 @@ def prepare_model(
     """The module that runs prediction for these settings.
 
     A torch RetinaNet is moved to ``device`` if its weights are elsewhere (and
-    stays there), then returned as it is (torch engine) or as an
+    stays there), then returned as it is (torch engine; always for other
+    torchvision-style detectors) or as an
     :class:`ExportedRetinaNet` view of it whose network runs in onnxruntime
     (exported on first use; ``progress`` shows the export). A model loaded
     from an exported file is checked against the settings and returned.
@@ -130,6 +131,12 @@ def prepare_model(
         return model.check(engine, precision, device)
     if model_device(model) != device:
         model.to(device)
+    if not isinstance(model, RetinaNet):  # another torchvision-style detector: only torch can run it
+        if engine == "onnxruntime":
+            raise InvalidInputError(
+                f"engine='onnxruntime' runs torchvision RetinaNets, not a {type(model).__name__}; use engine='torch'."
+            )
+        return model
     if resolve_engine(engine, device, precision) == "torch":
         return model
     return ExportedRetinaNet.view_of(model, onnxruntime_network(model, progress=progress))
