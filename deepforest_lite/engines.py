@@ -341,7 +341,7 @@ def onnxruntime_network(model: RetinaNet, progress: bool = False) -> OnnxRuntime
     if cached is not None and cached.is_file():
         try:
             network = OnnxRuntimeNetwork(cached)
-        except Exception:  # a corrupt or foreign file: export again below
+        except Exception:  # noqa: BLE001  a corrupt or foreign file: export again below
             network = None
     if network is None:
         network = OnnxRuntimeNetwork(_export(model, cached, progress))

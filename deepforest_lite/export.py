@@ -279,7 +279,7 @@ def read_exported(path: str | os.PathLike) -> ExportedFile:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 payload = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except Exception as exc:  # torch raises RuntimeError subclasses of several kinds
+        except Exception as exc:  # noqa: BLE001  torch raises RuntimeError subclasses of several kinds
             raise CheckpointError(
                 f"Cannot read {str(path)!r} as TorchScript ({str(exc).splitlines()[0][:160]}); "
                 "the file may be corrupt: export it again."
@@ -300,7 +300,7 @@ def _onnx_metadata(data: bytes, path: Path) -> dict[str, Any]:
 
     try:
         proto = onnx.load_model_from_string(data)
-    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
+    except Exception as exc:  # noqa: BLE001  protobuf DecodeError and onnx errors
         raise CheckpointError(
             f"Cannot read {str(path)!r} as an ONNX model ({str(exc).splitlines()[0][:160] if str(exc) else exc!r}); "
             "the file may be corrupt: export it again."

@@ -63,9 +63,9 @@ def deepforest_resnet50(tmp_path_factory):
     model = RetinaNet(backbone, num_classes=1)
     with torch.no_grad():
         for name, buf in model.named_buffers():
-            if name.endswith("running_var") or name.endswith(".weight"):
+            if name.endswith(("running_var", ".weight")):
                 buf.uniform_(0.5, 1.5)
-            elif name.endswith("running_mean") or name.endswith(".bias"):
+            elif name.endswith(("running_mean", ".bias")):
                 buf.normal_(0, 0.1)
         model.head.classification_head.cls_logits.bias.normal_(0, 1.0)
         model.head.regression_head.bbox_reg.weight.normal_(0, 0.01)
