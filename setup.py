@@ -45,6 +45,9 @@ setup(
         "pycocotools>=2.0.7,<3",
         "matplotlib>=3.7,<4",
         "pillow>=10,<14",
+        # the default CPU engine (engine="auto") and Detector.export; see docs/performance.md
+        "onnxruntime>=1.17,<2",
+        "onnx>=1.15,<2",
     ],
     extras_require={
         "dev": ["pytest>=7,<10"],

@@ -71,7 +71,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 _SUBMODULES = frozenset(
-    """annotations augment boxes checkpoint cli compat config data dataset detector errors evaluate geo merge
+    """annotations augment boxes checkpoint cli compat config data dataset detector engines errors evaluate export geo merge
     model predict preprocess raster train visualize windows""".split()
 )
 

@@ -36,6 +36,8 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 RESIZE_MODES: tuple[str, ...] = ("short_side", "scale")
 HEAD_NORMS: tuple[str, ...] = ("none", "group")
+#: what runs the network in prediction (see deepforest_lite.engines)
+ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 GROUPS = 32  # GroupNorm groups in the heads with head_norm="group"
 
 T = TypeVar("T")
@@ -161,7 +163,12 @@ class PredictConfig:
         batch_size: windows per forward pass.
         workers: DataLoader worker processes reading windows (0 = main process).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; torch engine only).
+        engine: what runs the network: ``"auto"`` (onnxruntime on the CPU in
+            fp32 when it is installed, else torch), ``"torch"`` or
+            ``"onnxruntime"`` (CPU, fp32); boxes are decoded, suppressed and
+            merged by the same torchvision code on every engine. See
+            :mod:`deepforest_lite.engines`.
         bands: three 1-based band numbers read as red, green, blue (needed for
             rasters with more than three non-alpha bands), or ``None``.
         value_range: fixed ``(low, high)`` mapped to 0..255 (or three such
@@ -179,6 +186,7 @@ class PredictConfig:
     precision: str = "fp32"
     bands: tuple[int, int, int] | None = None
     value_range: tuple[float, float] | tuple[tuple[float, float], ...] | None = None
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         _check_positive_int("patch_size", self.patch_size)
@@ -209,6 +217,13 @@ class PredictConfig:
         if self.precision not in ("fp32", "bf16"):
             raise InvalidInputError(
                 f"Unknown precision {self.precision!r}; choose 'fp32' or 'bf16'."
+            )
+        if self.engine not in ENGINES:
+            raise InvalidInputError(f"Unknown engine {self.engine!r}; choose one of {list(ENGINES)}.")
+        if self.engine == "onnxruntime" and self.precision != "fp32":
+            raise InvalidInputError(
+                f"precision={self.precision!r} runs on the torch engine only; "
+                "use engine='torch' (or 'auto'), or precision='fp32'."
             )
 
 

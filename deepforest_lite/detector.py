@@ -184,8 +184,17 @@ class Detector:
 
     @property
     def device(self) -> torch.device:
-        """Where the weights are."""
-        return next(self.model.parameters()).device
+        """Where the weights are (the CPU for a model loaded from an ONNX file)."""
+        from .engines import model_device
+
+        return model_device(self.model)
+
+    @property
+    def exported_from(self) -> str | None:
+        """The ONNX or TorchScript file this detector was loaded from, or ``None`` for torch weights."""
+        from .engines import ExportedRetinaNet
+
+        return self.model.source if isinstance(self.model, ExportedRetinaNet) else None
 
     def to(self, device: str | torch.device) -> Detector:
         """Move the weights to ``device``; returns ``self``."""
@@ -214,6 +223,7 @@ class Detector:
         differ in the last digits). Loading with :func:`load_model` with
         ``half=False`` reproduces this detector's predictions bit for bit.
         """
+        self._require_weights("save")
         return ckpt.save_checkpoint(
             path,
             self.model.state_dict(),
@@ -222,6 +232,36 @@ class Detector:
             extra={**self.metadata.get("training", {}), **(extra or {})},
             dtype=torch.float16 if half else torch.float32,
         )
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+        """Write the network for deployment, with what prediction needs, to one file.
+
+        The file holds the backbone, FPN and head convolutions (dynamic batch
+        size and image size) and, in its metadata, the labels, thresholds,
+        input scale, anchors, every :class:`ModelConfig` field and the package
+        version (see :mod:`deepforest_lite.export` for the input, outputs and
+        metadata). :func:`load_model` reads it back and predicts through the
+        same API; anchor decoding, NMS and merging stay in this package.
+
+        Args:
+            path: the file to write (atomically), e.g. ``"tree.onnx"``.
+            format: ``"onnx"`` (run by onnxruntime) or ``"torchscript"`` (run by
+                PyTorch / LibTorch without this package's model code).
+
+        Returns:
+            ``path`` as a :class:`~pathlib.Path`.
+        """
+        from .export import export_model
+
+        self._require_weights("export")
+        return export_model(self.model, self.label_map, self.config, path, format)
+
+    def _require_weights(self, action: str) -> None:
+        if self.exported_from is not None:
+            raise InvalidInputError(
+                f"Cannot {action} a detector loaded from the exported file {self.exported_from!r}: it holds no "
+                "torch weights; load the checkpoint it was exported from."
+            )
 
     # ------------------------------------------------------------------ prediction
 
@@ -232,19 +272,21 @@ class Detector:
         *,
         image_path: str | None = None,
         precision: str = "fp32",
+        engine: str = PredictConfig.engine,
     ) -> pd.DataFrame:
         """Detect objects in one image (path to PNG/JPEG/TIFF, or ``H x W x 3`` uint8 RGB array).
 
         DeepForest's ``path=`` works for ``image`` (as does ``image=`` itself).
+        ``engine`` (``"auto"``, ``"torch"``, ``"onnxruntime"``) picks what runs
+        the network on the weights' device, as for :meth:`predict_tile`.
 
         Returns a box table (``xmin, ymin, xmax, ymax, label, score, image_path``)
         in the image's pixel coordinates (origin top-left, x = column); an empty
         table with those columns when nothing is found.
         """
-        if precision not in ("fp32", "bf16"):
-            raise InvalidInputError(f"Unknown precision {precision!r}; choose 'fp32' or 'bf16'.")
+        PredictConfig(precision=precision, engine=engine)  # one-sentence errors for bad values
         return _predict.predict_image(
-            self.model, self.label_map, image, image_path=image_path, precision=precision
+            self.model, self.label_map, image, image_path=image_path, precision=precision, engine=engine
         )
 
     @deepforest_keywords(aliases={"path": "raster", "image": "raster", "raster_path": "raster"})
@@ -264,6 +306,7 @@ class Detector:
         value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
         image_path: str | None = None,
         progress: bool = True,
+        engine: str = PredictConfig.engine,
     ) -> pd.DataFrame:
         """Detect objects in a raster of any size, window by window, in bounded memory.
 
@@ -286,6 +329,9 @@ class Detector:
                 stretch of 16-bit/float rasters.
             image_path: the ``image_path`` value of the rows (default: the file's base name).
             progress: tqdm progress bar on stderr.
+            engine: what runs the network: ``"auto"`` (onnxruntime on the CPU
+                in fp32, torch otherwise), ``"torch"`` or ``"onnxruntime"``; see
+                :mod:`deepforest_lite.engines`.
 
         Returns:
             A box table in raster pixels (origin top-left, x = column); for a
@@ -303,6 +349,7 @@ class Detector:
             precision=precision,
             bands=None if bands is None else tuple(bands),
             value_range=None if value_range is None else tuple(value_range),
+            engine=engine,
         )
         return _predict.predict_tile(
             self.model, self.label_map, raster, config, image_path=image_path, progress=progress
@@ -374,6 +421,7 @@ class Detector:
         from .train import fit_model
 
         check_keys(TrainConfig, options, "fit options")
+        self._require_weights("train")
         config = dataclasses.replace(config or TrainConfig(), **options)
         check_trainer_settings(config)  # accelerator, devices, precision, logger: before any data is read
         result = fit_model(
@@ -394,17 +442,63 @@ def load_model(
     revision: str | None = None,
     device: str | torch.device | None = "auto",
 ) -> Detector:
-    """Load a detector from a checkpoint, a hub name or the bundled model.
+    """Load a detector from a checkpoint, a hub name, an exported file or the bundled model.
 
     Args:
         source: ``None`` for the bundled default tree model, a bundled name
             (``"tree-lite"``), a path to one of our checkpoints, a DeepForest
             checkpoint (Hugging Face folder, Lightning ``.ckpt``, torchvision
-            state dict ``.pt``), or a hub name (``"weecology/deepforest-tree"``).
+            state dict ``.pt``), a hub name (``"weecology/deepforest-tree"``),
+            or a file written by :meth:`Detector.export` (``.onnx``, run by
+            onnxruntime on the CPU; TorchScript, run by PyTorch), which
+            predicts but cannot be trained or saved.
         labels: class names for files that store none (e.g. ``["Tree"]``).
         revision: hub branch, tag or commit.
-        device: where to put the weights (``"auto"``: CUDA when available).
+        device: where to put the weights (``"auto"``: CUDA when available; the
+            CPU for ONNX files).
 
-    See :mod:`deepforest_lite.checkpoint` for the formats.
+    See :mod:`deepforest_lite.checkpoint` and :mod:`deepforest_lite.export` for the formats.
     """
+    from .export import exported_format
+
+    if source is not None and exported_format(Path(os.fspath(source)).expanduser()) is not None:
+        return _from_exported(Path(os.fspath(source)).expanduser(), labels, device)
     return Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+
+
+def _from_exported(path: Path, labels: Sequence[str] | None, device: str | torch.device | None) -> Detector:
+    """A detector around the network of an exported file (:class:`~deepforest_lite.engines.ExportedRetinaNet`)."""
+    from .engines import ExportedRetinaNet, OnnxRuntimeNetwork, onnxruntime_available
+    from .export import read_exported
+    from .model import build_anchor_generator, build_transform
+
+    exported = read_exported(path)
+    if labels is not None and tuple(labels) != exported.label_map.names:
+        raise ckpt.CheckpointError(
+            f"{str(path)!r} was exported for the labels {list(exported.label_map.names)}, not {list(labels)}; "
+            "leave labels out."
+        )
+    config = exported.config
+    if exported.format == "onnx":
+        if not onnxruntime_available():
+            raise InvalidInputError(
+                f"{str(path)!r} is an ONNX model, which needs the onnxruntime and onnx packages; "
+                "run `pip install onnxruntime onnx`, or load the model's checkpoint."
+            )
+        network: Any = OnnxRuntimeNetwork(exported.payload)
+        engine, target = "onnxruntime", torch.device("cpu") if str(device) in ("auto", "None") else resolve_device(device)
+    else:
+        network, engine, target = exported.payload, "torch", resolve_device(device)
+    model = ExportedRetinaNet(
+        network, engine, build_transform(config), build_anchor_generator(config),
+        num_classes=len(exported.label_map), score_thresh=config.score_threshold,
+        nms_thresh=config.nms_threshold, detections_per_img=config.detections_per_image,
+        topk_candidates=config.topk_candidates, source=str(path),
+    )
+    detector = Detector.__new__(Detector)
+    detector.label_map = exported.label_map
+    detector._config = config
+    detector.model = model.check("auto", "fp32", target)
+    detector.metadata = {k: v for k, v in exported.metadata.items() if k not in ("labels", "model")}
+    detector.metadata["source"] = str(path)
+    return detector

@@ -40,6 +40,8 @@ from .errors import CheckpointError, InvalidInputError
 
 __all__ = [
     "build_retinanet",
+    "build_anchor_generator",
+    "build_transform",
     "load_backbone_weights",
     "replace_classification_head",
     "set_trainable_backbone_layers",
@@ -100,10 +102,7 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
         out_channels=config.fpn_channels,
         extra_blocks=LastLevelP6P7(config.fpn_channels, config.fpn_channels),
     )
-    anchor_sizes = tuple(
-        (int(s), int(s * 2 ** (1.0 / 3)), int(s * 2 ** (2.0 / 3))) for s in config.anchor_sizes
-    )
-    anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    anchors = build_anchor_generator(config)
     head = RetinaNetHead(
         config.fpn_channels, anchors.num_anchors_per_location()[0], num_classes, norm_layer=_head_norm(config)
     )
@@ -122,11 +121,27 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
         topk_candidates=config.topk_candidates,
     )
     if config.resize == "scale":
-        model.transform = ScaleTransform(
-            config.scale_factor, list(config.image_mean), list(config.image_std)
-        )
+        model.transform = build_transform(config)
     set_trainable_backbone_layers(model, config.trainable_backbone_layers)
     return model
+
+
+def build_anchor_generator(config: ModelConfig) -> AnchorGenerator:
+    """The anchors of ``config``: each base size in ``anchor_sizes`` (P3..P7) times 2^0, 2^(1/3), 2^(2/3),
+    aspect ratios 0.5, 1, 2 (9 per location), in px of the network's input."""
+    anchor_sizes = tuple(
+        (int(s), int(s * 2 ** (1.0 / 3)), int(s * 2 ** (2.0 / 3))) for s in config.anchor_sizes
+    )
+    return AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+
+
+def build_transform(config: ModelConfig) -> GeneralizedRCNNTransform:
+    """The input transform of ``config``: normalisation, resizing (``config.resize``), batching padded to /32."""
+    if config.resize == "scale":
+        return ScaleTransform(config.scale_factor, list(config.image_mean), list(config.image_std))
+    return GeneralizedRCNNTransform(
+        config.min_size, config.max_size, list(config.image_mean), list(config.image_std)
+    )
 
 
 def _head_norm(config: ModelConfig) -> Callable[[int], nn.Module] | None:

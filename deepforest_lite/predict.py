@@ -61,8 +61,10 @@ def run_model(
     model: nn.Module, images: Sequence[Tensor], precision: str = "fp32"
 ) -> list[dict[str, Tensor]]:
     """Forward a batch of ``3 x H x W`` float images in eval mode; returns torchvision detections."""
+    from .engines import model_device
+
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     batch = [img.to(device, non_blocking=True) for img in images]
     if precision != "bf16":
         return model(batch)
@@ -83,6 +85,7 @@ def predict_image(
     *,
     image_path: str | None = None,
     precision: str = "fp32",
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """Detect objects in one image.
 
@@ -93,12 +96,17 @@ def predict_image(
         image_path: the ``image_path`` value of the rows; defaults to the file's
             base name (as DeepForest writes it), or empty for arrays.
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        engine: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, on the device the
+            weights are on (see :mod:`deepforest_lite.engines`).
 
     Returns:
         A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in the
         image's pixel coordinates, sorted by descending score; empty when
         nothing is found.
     """
+    from .engines import model_device, prepare_model
+
+    model = prepare_model(model, engine, precision, model_device(model))
     if isinstance(image, (str, os.PathLike)):
         if image_path is None:
             image_path = os.path.basename(os.fspath(image))
@@ -141,7 +149,8 @@ def predict_tile(
             at least one parameter, e.g. the RetinaNet of
             :func:`deepforest_lite.model.build_retinanet`. When
             ``config.device`` differs from where its weights are, the model is
-            moved there (and stays there).
+            moved there (and stays there). ``config.engine`` picks what runs
+            the network (:func:`deepforest_lite.engines.prepare_model`).
         label_map: turns class ids into names.
         raster: a file path (GeoTIFF, PNG, JPEG... read with the band and
             dtype rules of :mod:`deepforest_lite.raster`, ``config.bands`` and
@@ -171,6 +180,7 @@ def predict_tile(
             rotated (checked before any window is read).
         InvalidInputError: bad settings or array.
     """
+    from .engines import prepare_model
     from .geo import boxes_to_map, check_north_up
     from .merge import merge_windows
     from .model import resolve_device
@@ -187,8 +197,7 @@ def predict_tile(
         if georeferenced:
             check_north_up(source.transform)  # fail before the long part, not after it
         device = resolve_device(config.device)
-        if next(model.parameters()).device != device:
-            model.to(device)
+        model = prepare_model(model, config.engine, config.precision, device, progress=progress)
         name = image_path or ("array" if isinstance(source, np.ndarray) else os.path.basename(source.path))
         found = _run_windows(model, source, config, device, name if progress else None)
         table = found.table(label_map, image_path)

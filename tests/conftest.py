@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# ONNX exports made by engine="auto" go to a scratch cache, not the user's ~/.cache
+os.environ.setdefault("DEEPFOREST_LITE_CACHE", os.path.join(__import__("tempfile").gettempdir(), "dfl_test_cache"))
 
 from pathlib import Path  # noqa: E402
 

@@ -17,6 +17,7 @@ __all__ = ["main"]
 #: Subcommand name -> module (relative to this package) that implements it.
 SUBCOMMANDS: dict[str, str] = {
     "evaluate": ".evaluate",
+    "export": ".export",
     "predict": ".predict",
     "split": ".split",
     "train": ".train",

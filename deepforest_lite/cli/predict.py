@@ -48,12 +48,13 @@ examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
   deepforest-lite predict ortho.tif --output trees.geojson --model weecology/deepforest-tree --score-threshold 0.3
+  deepforest-lite predict ortho.tif --model tree.onnx --output trees.gpkg
 """
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``predict`` on the ``deepforest-lite`` subcommand parser."""
-    from ..config import PredictConfig
+    from ..config import ENGINES, PredictConfig
 
     defaults = PredictConfig()
     parser = subparsers.add_parser(
@@ -117,6 +118,11 @@ def add_parser(subparsers: Any) -> None:
         "--precision", choices=("fp32", "bf16"), default=defaults.precision,
         help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs) "
         f"(default {defaults.precision})",
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=defaults.engine,
+        help="what runs the network: auto (onnxruntime on the CPU in fp32, torch otherwise), torch or "
+        f"onnxruntime; boxes are decoded and merged the same way on each (default {defaults.engine})",
     )
     parser.add_argument(
         "--bands", type=_bands, metavar="R,G,B",
@@ -228,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         precision=args.precision,
+        engine=args.engine,
     )
 
     jobs = _plan(rasters, args)  # (raster, output file or None, source) for rasters still to do
@@ -393,6 +400,7 @@ def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) 
         class_aware=config.class_aware_merge,
         precision=config.precision,
         progress=not args.quiet,
+        engine=config.engine,
     )
 
 
