@@ -25,8 +25,8 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 NAMES = sorted(subcommands())
 
 
-def test_the_four_subcommands_are_checked():
-    assert NAMES == ["evaluate", "predict", "split", "train"]
+def test_the_five_subcommands_are_checked():
+    assert NAMES == ["evaluate", "export", "predict", "split", "train"]
 
 
 @pytest.mark.parametrize("name", NAMES)

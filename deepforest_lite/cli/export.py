@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("output", metavar="OUT", help="the file to write, e.g. tree.onnx")
     parser.add_argument("--format", choices=("onnx", "torchscript"), help="default: from OUT's extension")
     parser.add_argument(
-        "--labels", metavar="NAME,NAME", help="class names for checkpoints that store none (e.g. Tree)"
+        "--labels", metavar="NAME,NAME", help="comma-separated class names for checkpoints that store none, e.g. Tree (default: the checkpoint's own)"
     )
     parser.add_argument(
         "--score-threshold", type=fraction, default=None, metavar="SCORE",

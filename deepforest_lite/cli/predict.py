@@ -47,7 +47,6 @@ _EPILOG = """\
 examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
-  deepforest-lite predict ortho.tif --output trees.geojson --model weecology/deepforest-tree --score-threshold 0.3
   deepforest-lite predict ortho.tif --model tree.onnx --output trees.gpkg
 """
 
@@ -143,7 +142,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     parser.add_argument(
         "--labels", metavar="NAMES",
-        help="comma-separated class names for a checkpoint that stores none (e.g. DeepForest's NEON.pt: Tree)",
+        help="comma-separated class names for a checkpoint that stores none, e.g. DeepForest's NEON.pt: Tree "
+        "(default: the checkpoint's own)",
     )
     parser.set_defaults(run=run)
 
