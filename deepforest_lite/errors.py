@@ -92,10 +92,11 @@ class WriteError(DeepForestLiteError, OSError):
     """An output file or folder cannot be written: read-only, full disk, no permission, or a path clash."""
 
 
-class UnknownNameError(DeepForestLiteError, TypeError, AttributeError):
+class UnknownNameError(ConfigError, TypeError, AttributeError):
     """A keyword argument or attribute name this package does not have (often DeepForest's spelling).
 
-    The message names the spelling to use. It is a ``TypeError`` (what Python
+    The message names the spelling to use. It is a :class:`ConfigError` (an
+    unknown setting), a ``TypeError`` (what Python
     raises for an unexpected keyword) and an ``AttributeError`` (what it raises
     for a missing attribute, so ``hasattr`` keeps working).
     """

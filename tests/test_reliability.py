@@ -267,8 +267,8 @@ CASES: list[Case] = [
     Case("train-from-plain-without-labels", lambda w: train(w, "--output", w.p("m.pt"), "--output-dir", w.p("run"), "--from", str(w.plain)), "name them with --labels", absent=("m.pt",)),
     Case("train-from-backbone-mismatch", lambda w: train(w, "--output", w.p("m.pt"), "--output-dir", w.p("run"), "--from", w.model, "--backbone", "resnet50"), "differs from the backbone", absent=("m.pt", "run")),
     Case("train-from-with-backbone-weights", lambda w: train(w, "--output", w.p("m.pt"), "--from", w.model, "--backbone-weights", w.model), "sets up a model built from scratch", absent=("m.pt",)),
-    Case("api-detector-unknown-option", api(lambda w: dfl.Detector(["Tree"], backbone="resnet18", fpn_chanels=32)), "valid keys for ModelConfig are", error=dfl.ConfigError),
-    Case("api-fit-unknown-option", api(lambda w: dfl.load_model(w.model).fit(w.train, output_dir=w.p("run"), learning_rate=0.1)), "Unknown key(s) ['learning_rate'] in fit options", error=dfl.ConfigError, absent=("run",)),
+    Case("api-detector-unknown-option", api(lambda w: dfl.Detector(["Tree"], backbone="resnet18", fpn_chanels=32)), "did you mean fpn_channels", error=dfl.ConfigError),
+    Case("api-fit-unknown-option", api(lambda w: dfl.load_model(w.model).fit(w.train, output_dir=w.p("run"), learning_rate=0.1)), "that is DeepForest's name; here it is lr", error=dfl.ConfigError, absent=("run",)),
     # 7. evaluate checks its inputs -------------------------------------------------------------
     Case("evaluate-infinite-coordinate", lambda w: evaluate(w, preds=w.predictions("ortho.tif,10,10,inf,30,Tree,0.9")), "infinite coordinate (row 0"),
     Case("evaluate-zero-area-box", lambda w: evaluate(w, preds=w.predictions("ortho.tif,10,10,10,30,Tree,0.9")), "zero width or height (row 0"),

@@ -135,7 +135,7 @@ def test_unknown_settings_are_refused(tmp_path, tiny_detector, planted_images):
     det = tiny_detector(["Red", "Blue"])
     with pytest.raises(dfl.InvalidInputError, match=r"Unknown lr_schedule 'exp'; choose one of \['constant'"):
         det.fit(folder / "train.csv", output_dir=tmp_path / "x", lr_schedule="exp", **FAST)
-    with pytest.raises(dfl.ConfigError, match=r"Unknown key\(s\) \['learning_rate'\] in fit options; valid keys for TrainConfig"):
+    with pytest.raises(dfl.ConfigError, match=r"Detector.fit\(\) has no keyword 'learning_rate'; that is DeepForest's name; here it is lr"):
         det.fit(folder / "train.csv", output_dir=tmp_path / "x", learning_rate=0.1)
     with pytest.raises(dfl.ImageReadError, match="set root_dir"):
         det.fit(folder / "train.csv", root_dir=tmp_path, output_dir=tmp_path / "x", **FAST)
