@@ -25,7 +25,7 @@ from .annotations import image_paths
 from .boxes import ANNOTATION_COLUMNS, check_columns
 from .labels import LabelMap
 from .errors import ImageReadError, InvalidInputError
-from .raster import RasterSource, check_rgb_array, read_image
+from .raster import RasterSource, check_rgb_array, read_image, resample_array
 from .windows import Window, window_grid
 
 __all__ = [
@@ -187,6 +187,12 @@ class WindowDataset(Dataset):
             :func:`~deepforest_lite.windows.window_grid` for ``patch_size``
             and ``patch_overlap``.
         patch_size, patch_overlap: the grid's settings when ``windows`` is ``None``.
+        out_shape: ``(height, width)`` every window is resampled to as it is
+            read (rasterio ``out_shape``: average when shrinking, bilinear when
+            enlarging; :func:`deepforest_lite.raster.resample_array` for
+            arrays), or ``None`` to read windows at their own size. Tile
+            prediction uses it to show a raster at the model's GSD
+            (:mod:`deepforest_lite.gsd`).
 
     Items are :class:`WindowItem` ``(image, window)``. A window is empty when
     no pixel both has data and is non-black: from a file, see
@@ -203,7 +209,9 @@ class WindowDataset(Dataset):
         *,
         patch_size: int = 400,
         patch_overlap: float = 0.05,
+        out_shape: tuple[int, int] | None = None,
     ) -> None:
+        self.out_shape = None if out_shape is None else (int(out_shape[0]), int(out_shape[1]))
         if isinstance(source, np.ndarray):
             source = check_rgb_array(source)
         elif not isinstance(source, RasterSource):
@@ -238,8 +246,10 @@ class WindowDataset(Dataset):
                 )
             pixels = self.source[y0:y1, x0:x1]
             empty = not pixels.any()
+            if self.out_shape is not None and not empty:
+                pixels = resample_array(pixels, self.out_shape)
         else:
-            pixels, empty = self.source.read_window_checked(window)
+            pixels, empty = self.source.read_window_checked(window, out_shape=self.out_shape)
         return WindowItem(None if empty else image_to_tensor(pixels), window)
 
 

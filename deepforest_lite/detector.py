@@ -123,6 +123,21 @@ class Detector:
         )
 
     @property
+    def gsd(self) -> float | None:
+        """Ground sample distance (m per pixel) of the imagery the model was trained at, or ``None``.
+
+        Stored in every checkpoint. Tiled prediction resamples rasters of
+        another GSD to it (:mod:`deepforest_lite.gsd`). May be set, e.g. for a
+        model whose training GSD you know but its checkpoint does not say;
+        ``None`` turns resampling off.
+        """
+        return self._config.gsd
+
+    @gsd.setter
+    def gsd(self, value: float | None) -> None:
+        self._config = dataclasses.replace(self._config, gsd=value)
+
+    @property
     def score_threshold(self) -> float:
         """Boxes scoring below this are dropped, in [0, 1]."""
         return float(self.model.score_thresh)
@@ -200,8 +215,15 @@ class Detector:
         *,
         image_path: str | None = None,
         precision: str = "fp32",
+        gsd: float | None = None,
+        rescale: bool = True,
     ) -> pd.DataFrame:
         """Detect objects in one image (path to PNG/JPEG/TIFF, or ``H x W x 3`` uint8 RGB array).
+
+        ``gsd``: the image's pixel size in metres (a georeferenced file's
+        transform gives it otherwise). When it and the model's :attr:`gsd`
+        differ by more than 10 % the image is resampled to the model's GSD
+        first (``rescale=False`` turns this off).
 
         Returns a box table (``xmin, ymin, xmax, ymax, label, score, image_path``)
         in the image's pixel coordinates (origin top-left, x = column); an empty
@@ -210,7 +232,8 @@ class Detector:
         if precision not in ("fp32", "bf16"):
             raise InvalidInputError(f"Unknown precision {precision!r}; choose 'fp32' or 'bf16'.")
         return _predict.predict_image(
-            self.model, self.label_map, image, image_path=image_path, precision=precision
+            self.model, self.label_map, image, image_path=image_path, precision=precision,
+            gsd=gsd, rescale=rescale, model_gsd=self.gsd,
         )
 
     def predict_tile(
@@ -229,6 +252,8 @@ class Detector:
         value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
         image_path: str | None = None,
         progress: bool = True,
+        gsd: float | None = None,
+        rescale: bool = True,
     ) -> pd.DataFrame:
         """Detect objects in a raster of any size, window by window, in bounded memory.
 
@@ -250,11 +275,20 @@ class Detector:
                 stretch of 16-bit/float rasters.
             image_path: the ``image_path`` value of the rows (default: the file's base name).
             progress: tqdm progress bar on stderr.
+            gsd: the raster's pixel size in metres, for rasters without a usable
+                CRS or to override the transform's.
+            rescale: when the raster's and the model's GSD (:attr:`gsd`) are
+                both known and differ by more than 10 %, read windows of
+                ``patch_size * model_gsd / raster_gsd`` raster pixels resampled
+                to ``patch_size`` px, so the network sees objects at the size
+                it learned; ``False`` feeds raster pixels as they are.
+                ``patch_size`` is always the network's window in its own pixels.
 
         Returns:
             A box table in raster pixels (origin top-left, x = column); for a
             raster with a CRS a GeoDataFrame with map-coordinate columns, box
-            polygons and the CRS as well. See :func:`deepforest_lite.predict.predict_tile`.
+            polygons and the CRS as well; ``attrs`` report the windows and the
+            scale used. See :func:`deepforest_lite.predict.predict_tile`.
         """
         config = PredictConfig(
             patch_size=patch_size,
@@ -267,9 +301,12 @@ class Detector:
             precision=precision,
             bands=None if bands is None else tuple(bands),
             value_range=None if value_range is None else tuple(value_range),
+            gsd=gsd,
+            rescale=rescale,
         )
         return _predict.predict_tile(
-            self.model, self.label_map, raster, config, image_path=image_path, progress=progress
+            self.model, self.label_map, raster, config, image_path=image_path, progress=progress,
+            model_gsd=self.gsd,
         )
 
 
@@ -341,6 +378,7 @@ def load_model(
     *,
     revision: str | None = None,
     device: str | torch.device | None = "auto",
+    gsd: float | None = None,
 ) -> Detector:
     """Load a detector from a checkpoint, a hub name or the bundled model.
 
@@ -352,7 +390,13 @@ def load_model(
         labels: class names for files that store none (e.g. ``["Tree"]``).
         revision: hub branch, tag or commit.
         device: where to put the weights (``"auto"``: CUDA when available).
+        gsd: the model's GSD in metres per pixel, overriding what the
+            checkpoint records (DeepForest tree checkpoints get 0.1 m, see
+            :mod:`deepforest_lite.checkpoint`); ``None`` keeps the checkpoint's.
 
     See :mod:`deepforest_lite.checkpoint` for the formats.
     """
-    return Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+    detector = Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+    if gsd is not None:
+        detector.gsd = gsd
+    return detector

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,19 @@ def add_parser(subparsers: Any) -> None:
         "--value-range", type=_value_range, metavar="LOW,HIGH",
         help="scale pixel values LOW..HIGH to 0..255 (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
     )
+    parser.add_argument(
+        "--gsd", type=_gsd, metavar="METRES",
+        help="the rasters' pixel size in metres, for rasters without a usable CRS or to override the transform's",
+    )
+    parser.add_argument(
+        "--no-rescale", action="store_true",
+        help="feed raster pixels as they are (default: windows are resampled to the model's GSD when both are "
+        "known and differ by more than 10 %%)",
+    )
+    parser.add_argument(
+        "--model-gsd", type=_gsd, metavar="METRES",
+        help="the GSD the model was trained at, overriding what its checkpoint records",
+    )
     parser.add_argument("--plot", metavar="PNG_OR_DIR", help="draw the boxes: a .png file for one raster, a folder for several")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -137,6 +151,16 @@ def _overlap(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _gsd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
     return value
 
 
@@ -220,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
         _plot(raster, tables[-1], args.plot, plot_dir)
     combined = _combine(tables, Path(args.output).suffix.lower())
     _write(combined, args.output)
-    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''})")
+    scales = "; ".join(dict.fromkeys(_scale_note(t) for t in tables if _scale_note(t)))
+    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''}"
+          + (f"; {scales}" if scales else "") + ")")
     return 0
 
 
@@ -305,10 +331,29 @@ def _load_detector(args: argparse.Namespace) -> Any:
     detector = load_model(args.model, device=args.device)
     if args.score_threshold is not None:
         detector.score_threshold = args.score_threshold
+    if getattr(args, "model_gsd", None) is not None:
+        detector.gsd = args.model_gsd
     return detector
 
 
 def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
+    import warnings
+
+    from ..gsd import GSDWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GSDWarning)
+        table = _predict_tile(detector, source, config, args)
+    for warning in caught:
+        if issubclass(warning.category, GSDWarning):
+            print("note: " + " ".join(str(warning.message).replace("gsd=... (command line: --gsd)", "--gsd METRES")
+                                      .split()), file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return table
+
+
+def _predict_tile(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
     return detector.predict_tile(
         source,
         config.patch_size,
@@ -320,6 +365,8 @@ def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) 
         class_aware=config.class_aware_merge,
         precision=config.precision,
         progress=not args.quiet,
+        gsd=getattr(args, "gsd", None),
+        rescale=not getattr(args, "no_rescale", False),
     )
 
 
@@ -361,5 +408,18 @@ def _summary(table: Any) -> str:
     text = f"{len(table)} boxes"
     if windows is not None:
         text += f", {windows} windows" + (f" of which {empty} empty and skipped" if empty else "")
-    return text
+    note = _scale_note(table)
+    return text + (f", {note}" if note else "")
+
+
+def _scale_note(table: Any) -> str:
+    """The scale the raster was predicted at, from the table's attrs (empty when not reported)."""
+    if "rescaled" not in table.attrs:
+        return ""
+    from ..gsd import Scale
+
+    attrs = table.attrs
+    scale = Scale(attrs.get("model_gsd"), attrs.get("raster_gsd"), attrs.get("raster_gsd_source"),
+                  tuple(attrs.get("scale", (1.0, 1.0))), bool(attrs.get("rescaled")))
+    return scale.describe()
 
