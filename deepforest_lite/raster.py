@@ -309,16 +309,23 @@ class RasterSource:
         raw, valid = self._read(window, with_mask=True, out_shape=out_shape)
         return self._to_rgb(raw), _empty(raw, valid)
 
-    def valid_mask(self, window: WindowLike | None = None) -> np.ndarray:
-        """Boolean ``(height, width)`` array, True where the pixel has data.
+    def valid_mask(self, window: WindowLike | None = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Boolean ``(height, width)`` array (or ``out_shape``), True where the pixel has data.
 
         A pixel has no data when all three RGB bands hold the nodata value,
         or the alpha band is 0, or the GDAL mask marks it invalid. Black
-        pixels are valid here.
+        pixels are valid here. With ``out_shape`` the mask is resampled by
+        nearest neighbour.
         """
+        from rasterio.enums import Resampling
+
         win = self._window(window)
         src = self._dataset()
-        masks = _guard(self.path, lambda: src.read_masks(list(self.bands), window=win))
+        extra: dict[str, Any] = {}
+        if out_shape is not None:
+            out_h, out_w = _check_out_shape(out_shape)
+            extra = dict(out_shape=(3, out_h, out_w), resampling=Resampling.nearest)
+        masks = _guard(self.path, lambda: src.read_masks(list(self.bands), window=win, **extra))
         return masks.any(axis=0)
 
     def is_empty(self, window: WindowLike | None = None) -> bool:
