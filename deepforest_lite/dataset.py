@@ -58,6 +58,12 @@ class TrainingDataset(Dataset):
             :func:`deepforest_lite.augment.build_augmentation`, or ``None``.
         cache_images: keep decoded images in memory after the first read
             (each DataLoader worker holds its own copy).
+        gsd: the GSD (m per pixel) to train at. An image whose GSD is known
+            from its file's transform (:func:`deepforest_lite.gsd.file_gsd`)
+            and differs by more than 10 % is read resampled to it (average
+            when shrinking, bilinear when enlarging) with its boxes scaled;
+            images without a usable GSD are taken to be at ``gsd`` already.
+            ``None`` uses every image at its own pixel size.
 
     Every image file must exist when the dataset is built.
     """
@@ -69,6 +75,7 @@ class TrainingDataset(Dataset):
         label_map: LabelMap,
         augmentation: Any = None,
         cache_images: bool = False,
+        gsd: float | None = None,
     ) -> None:
         check_columns(annotations, ANNOTATION_COLUMNS, "annotation table")
         self.label_map = label_map
@@ -93,6 +100,20 @@ class TrainingDataset(Dataset):
                 "set root_dir to the folder that holds the images."
             )
         self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
+        self.gsd = gsd
+        #: per image, ``(x, y)`` output px per file px when it is resampled to ``gsd``, else ``None``
+        self.factors: list[tuple[float, float] | None] = [None] * len(self.images)
+        self._sizes: dict[int, tuple[int, int]] = {}  # (width, height) of resampled images' files
+        if gsd is not None:
+            from .gsd import check_gsd, plan_scale
+
+            target = check_gsd(gsd)
+            for i, path in enumerate(self.images):
+                with RasterSource(self.resolve(path)) as source:
+                    scale = plan_scale(target, source.gsd)
+                    if scale.rescaled:
+                        self.factors[i] = scale.factor
+                        self._sizes[i] = (source.width, source.height)
 
     def resolve(self, image_path: str) -> str:
         """The file path of an ``image_path`` value."""
@@ -111,13 +132,24 @@ class TrainingDataset(Dataset):
     def _image(self, index: int) -> np.ndarray:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        image = read_image(self.resolve(self.images[index]))
+        factor = self.factors[index]
+        if factor is None:
+            image = read_image(self.resolve(self.images[index]))
+        else:
+            width, height = self._sizes[index]
+            with RasterSource(self.resolve(self.images[index])) as source:
+                image = source.read_window(None, out_shape=(max(1, round(height * factor[1])),
+                                                            max(1, round(width * factor[0]))))
         if self._cache is not None:
             self._cache[index] = image
         return image
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
         image, boxes, labels = self._image(index), self._boxes[index], self._labels[index]
+        if self.factors[index] is not None and len(boxes):
+            width, height = self._sizes[index]
+            kx, ky = image.shape[1] / width, image.shape[0] / height
+            boxes = boxes * np.array([kx, ky, kx, ky], np.float32)
         if self.augmentation is not None:
             from .augment import apply_augmentation  # albumentations loads only for training
 

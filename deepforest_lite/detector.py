@@ -326,6 +326,7 @@ class Detector:
         config: TrainConfig | None = None,
         progress: bool = True,
         callbacks: Sequence[Any] = (),
+        gsd: float | None = None,
         **options: Any,
     ) -> TrainingResult:
         """Train (or fine-tune) this detector in place with Lightning.
@@ -350,6 +351,15 @@ class Detector:
                 fields (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``).
             progress: show Lightning's progress bar (steps and loss).
             callbacks: extra Lightning callbacks.
+            gsd: the ground sample distance (m per pixel) to train at, recorded
+                in the model (:attr:`gsd`) and in every checkpoint. Training and
+                validation images whose GSD is known from their file's
+                transform and differs by more than 10 % are resampled to it,
+                boxes with them; images without a usable GSD (plain PNG/JPEG)
+                are taken to be at ``gsd``. Default: the model's own GSD if it
+                has one, else the training images' common GSD read from their
+                transforms (``None``, with a :class:`~deepforest_lite.gsd.GSDWarning`,
+                when they have none or disagree by more than 10 %).
 
         Ctrl-C stops training after Lightning's graceful shutdown and raises
         ``KeyboardInterrupt``; ``resume=True`` continues from the last
@@ -362,6 +372,7 @@ class Detector:
         from .train import fit_model
 
         config = dataclasses.replace(config or TrainConfig(), **options)
+        self._config = dataclasses.replace(self._config, gsd=self._training_gsd(gsd, train, root_dir, labels))
         result = fit_model(
             self.model, self.label_map, self._config, train, val, config=config, labels=labels,
             root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,
@@ -370,6 +381,32 @@ class Detector:
         self.label_map = result.label_map
         self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
         return result
+
+    def _training_gsd(
+        self, gsd: float | None, train: Any, root_dir: str | os.PathLike | None, labels: Sequence[str] | None
+    ) -> float | None:
+        """The GSD :meth:`fit` trains at: ``gsd``, else the model's, else the training images' common one."""
+        import warnings
+
+        from .annotations import image_paths
+        from .gsd import GSDWarning, check_gsd, common_gsd
+        from .train import load_annotation_table
+
+        if gsd is not None:
+            return check_gsd(gsd)
+        if self.gsd is not None:
+            return self.gsd
+        table, folder = load_annotation_table(train, root_dir, LabelMap(labels) if labels is not None else None)
+        paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in image_paths(table)]
+        found, note = common_gsd(paths)
+        if found is None:
+            warnings.warn(
+                f"The model records no GSD: {note}; pass gsd= (metres per pixel) to fit to record it "
+                "(and to resample georeferenced images to it).",
+                GSDWarning,
+                stacklevel=3,
+            )
+        return found
 
 
 def load_model(

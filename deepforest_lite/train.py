@@ -333,14 +333,16 @@ def fit_model(
     train_table, train_root = load_annotation_table(train, root_dir, wanted)
     label_map = choose_labels(model, label_map, labels, train_table)
     augmentation = build_augmentation(config.augment, crop_size=crop_size, min_box_size=config.min_box_size)
-    train_set = TrainingDataset(train_table, train_root, label_map, augmentation, cache_images=cache_images)
+    train_set = TrainingDataset(train_table, train_root, label_map, augmentation, cache_images=cache_images,
+                                gsd=model_config.gsd)  # images resampled to the model's GSD
     if len(train_set) == 0:
         raise InvalidInputError(f"The training data {train!r} holds no images; give annotations with at least one image.")
     loader = _loader(train_set, config, shuffle=True)
     val_loader = None
     if val is not None:
         val_table, val_root = load_annotation_table(val, val_root_dir if val_root_dir is not None else None, label_map)
-        val_set = TrainingDataset(val_table, val_root, label_map, None, cache_images=cache_images)
+        val_set = TrainingDataset(val_table, val_root, label_map, None, cache_images=cache_images,
+                                  gsd=model_config.gsd)
         val_loader = _loader(val_set, config, shuffle=False)
 
     resume_path = _resume_path(resume, output)
