@@ -418,12 +418,13 @@ def _write_tile(
     # a fresh hidden name beside the tile; created by the writer, so it gets the usual permissions
     tmp = os.fspath(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
     with write_errors(path):  # an OSError (full disk, read-only) becomes a WriteError
-        _write_tile_file(rgb, tmp, path, ext, source, window, valid)
+        _write_tile_file(rgb, tmp, path, ext, source, window, valid, to_raster)
     return path
 
 
 def _write_tile_file(
-    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None
+    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
+    to_raster: tuple[float, float],
 ) -> None:
     try:
         if ext == "png":
