@@ -5,7 +5,7 @@ document under the key ``"deepforest_lite"``::
 
     {"format_version": 1, "package_version": "0.1.0",
      "labels": ["Alive", "Dead"],            # id order
-     "model": {... ModelConfig fields: backbone, thresholds, input scale ...},
+     "model": {... ModelConfig fields: backbone, thresholds, input scale, gsd ...},
      "weights_dtype": "float32",
      "training": {...}}                       # optional provenance
 
@@ -24,6 +24,17 @@ document under the key ``"deepforest_lite"``::
 Such weights get DeepForest 2.1.0's settings: ResNet-50 (read off the weights),
 torchvision's default anchors, short side resized to 800 px (max 1333),
 ImageNet normalisation, score threshold 0.1, NMS IoU 0.05.
+
+**Ground sample distance.** ``ModelConfig.gsd`` (metres per pixel of the
+training imagery) is stored in every checkpoint we write. A checkpoint written
+before it existed loads with ``gsd=None`` (unknown: rasters are not
+resampled), unless its training metadata records ``"gsd_m"`` (as
+``scripts/train_default_model.py`` writes), which is then used. Imported
+DeepForest checkpoints get :data:`~deepforest_lite.gsd.DEEPFOREST_GSD` (0.1 m:
+DeepForest's tree model was trained on 0.1 m NEON imagery), except a
+one-class ``Bird`` model (``weecology/deepforest-bird``), whose training GSD
+DeepForest does not document: it gets ``None``. ``load_model(..., gsd=...)``
+or ``Detector.gsd = ...`` overrides either.
 
 Nothing here executes code from a file: safetensors, or
 ``torch.load(..., weights_only=True)``; a file that needs full unpickling is
@@ -56,6 +67,7 @@ from .errors import (
     ModelDownloadError,
     UnsafeCheckpointError,
 )
+from .gsd import DEEPFOREST_GSD
 from .model import infer_architecture
 
 __all__ = [
@@ -296,7 +308,12 @@ def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None
     except Exception as exc:  # safetensors raises its own error types
         raise _unreadable(path, _first_line(exc)) from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
-    config = from_mapping(ModelConfig, metadata["model"], source=str(path))
+    model_settings = dict(metadata["model"])
+    if "gsd" not in model_settings:  # written before checkpoints stored the GSD
+        recorded = (metadata.get("training") or {}).get("gsd_m")
+        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and recorded > 0:
+            model_settings["gsd"] = float(recorded)
+    config = from_mapping(ModelConfig, model_settings, source=str(path))
     info = {k: v for k, v in metadata.items() if k not in ("labels", "model")}
     return Checkpoint(state, label_map, config, {**info, "source": str(path)})
 
@@ -347,6 +364,7 @@ def _from_deepforest(
         fpn_channels=int(arch["fpn_channels"]),
         frozen_batchnorm=bool(arch["frozen_batchnorm"]),
         head_norm=str(arch["head_norm"]),
+        gsd=None if label_map.names == ("Bird",) else DEEPFOREST_GSD,
     )
     if config.frozen_batchnorm:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}

@@ -75,6 +75,10 @@ class ModelConfig:
             trainable BatchNorm2d (training from scratch).
         trainable_backbone_layers: 0..5 ResNet stages that receive gradients.
         image_mean, image_std: per-channel normalisation of RGB in [0, 1].
+        gsd: ground sample distance of the imagery the model was trained at,
+            in metres per pixel (e.g. 0.1 for NEON's 10 cm imagery), or
+            ``None`` when unknown. Tiled prediction resamples rasters of
+            another GSD to it (see :mod:`deepforest_lite.gsd`).
     """
 
     backbone: str = "resnet50"
@@ -93,6 +97,7 @@ class ModelConfig:
     trainable_backbone_layers: int = 3
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
+    gsd: float | None = None
 
     @classmethod
     def for_weights(cls, pretrained: bool, **options: Any) -> ModelConfig:
@@ -112,6 +117,7 @@ class ModelConfig:
         return cls(**{**defaults, **options})
 
     def __post_init__(self) -> None:
+        _check_gsd("gsd", self.gsd)
         if self.backbone not in BACKBONES:
             raise InvalidInputError(
                 f"Unknown backbone {self.backbone!r}; choose one of {list(BACKBONES)}."
@@ -174,6 +180,12 @@ class PredictConfig:
         value_range: fixed ``(low, high)`` mapped to 0..255 (or three such
             pairs, one per RGB band) instead of the default percentile stretch
             of non-``uint8`` rasters, or ``None``; see :mod:`deepforest_lite.raster`.
+        gsd: the raster's ground sample distance in metres per pixel, for
+            rasters without a usable CRS or to override the one read from the
+            transform; ``None`` reads it from the file.
+        rescale: resample windows to the model's GSD when both GSDs are known
+            and differ by more than 10 % (:mod:`deepforest_lite.gsd`);
+            ``False`` feeds raster pixels as they are.
     """
 
     patch_size: int = 400
@@ -187,8 +199,13 @@ class PredictConfig:
     bands: tuple[int, int, int] | None = None
     value_range: tuple[float, float] | tuple[tuple[float, float], ...] | None = None
     engine: str = "auto"
+    gsd: float | None = None
+    rescale: bool = True
 
     def __post_init__(self) -> None:
+        _check_gsd("gsd", self.gsd)
+        if not isinstance(self.rescale, bool):
+            raise InvalidInputError(f"rescale must be True or False, got {self.rescale!r}.")
         _check_positive_int("patch_size", self.patch_size)
         if (
             isinstance(self.patch_overlap, bool)
@@ -334,6 +351,15 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
             f"Config file {str(path)!r} must hold a mapping of keys to values, got {type(data).__name__}."
         )
     return data
+
+
+def _check_gsd(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
+        raise InvalidInputError(
+            f"{name} must be a positive pixel size in metres or None, got {value!r}; e.g. 0.1 for 10 cm pixels."
+        )
 
 
 def _check_unit(name: str, value: float) -> None:

@@ -25,7 +25,7 @@ from .annotations import image_paths
 from .boxes import ANNOTATION_COLUMNS, check_columns
 from .labels import LabelMap
 from .errors import ImageReadError, InvalidInputError
-from .raster import RasterSource, check_rgb_array, read_image
+from .raster import RasterSource, check_rgb_array, read_image, resample_array
 from .windows import Window, window_grid
 
 __all__ = [
@@ -58,6 +58,12 @@ class TrainingDataset(Dataset):
             :func:`deepforest_lite.augment.build_augmentation`, or ``None``.
         cache_images: keep decoded images in memory after the first read
             (each DataLoader worker holds its own copy).
+        gsd: the GSD (m per pixel) to train at. An image whose GSD is known
+            from its file's transform (:func:`deepforest_lite.gsd.file_gsd`)
+            and differs by more than 10 % is read resampled to it (average
+            when shrinking, bilinear when enlarging) with its boxes scaled;
+            images without a usable GSD are taken to be at ``gsd`` already.
+            ``None`` uses every image at its own pixel size.
 
     Every image file must exist when the dataset is built.
     """
@@ -69,6 +75,7 @@ class TrainingDataset(Dataset):
         label_map: LabelMap,
         augmentation: Any = None,
         cache_images: bool = False,
+        gsd: float | None = None,
     ) -> None:
         check_columns(annotations, ANNOTATION_COLUMNS, "annotation table")
         self.label_map = label_map
@@ -93,6 +100,20 @@ class TrainingDataset(Dataset):
                 "set root_dir to the folder that holds the images."
             )
         self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
+        self.gsd = gsd
+        #: per image, ``(x, y)`` output px per file px when it is resampled to ``gsd``, else ``None``
+        self.factors: list[tuple[float, float] | None] = [None] * len(self.images)
+        self._sizes: dict[int, tuple[int, int]] = {}  # (width, height) of resampled images' files
+        if gsd is not None:
+            from .gsd import check_gsd, plan_scale
+
+            target = check_gsd(gsd)
+            for i, path in enumerate(self.images):
+                with RasterSource(self.resolve(path)) as source:
+                    scale = plan_scale(target, source.gsd)
+                    if scale.rescaled:
+                        self.factors[i] = scale.factor
+                        self._sizes[i] = (source.width, source.height)
 
     def resolve(self, image_path: str) -> str:
         """The file path of an ``image_path`` value."""
@@ -111,13 +132,24 @@ class TrainingDataset(Dataset):
     def _image(self, index: int) -> np.ndarray:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        image = read_image(self.resolve(self.images[index]))
+        factor = self.factors[index]
+        if factor is None:
+            image = read_image(self.resolve(self.images[index]))
+        else:
+            width, height = self._sizes[index]
+            with RasterSource(self.resolve(self.images[index])) as source:
+                image = source.read_window(None, out_shape=(max(1, round(height * factor[1])),
+                                                            max(1, round(width * factor[0]))))
         if self._cache is not None:
             self._cache[index] = image
         return image
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
         image, boxes, labels = self._image(index), self._boxes[index], self._labels[index]
+        if self.factors[index] is not None and len(boxes):
+            width, height = self._sizes[index]
+            kx, ky = image.shape[1] / width, image.shape[0] / height
+            boxes = boxes * np.array([kx, ky, kx, ky], np.float32)
         if self.augmentation is not None:
             from .augment import apply_augmentation  # albumentations loads only for training
 
@@ -187,6 +219,12 @@ class WindowDataset(Dataset):
             :func:`~deepforest_lite.windows.window_grid` for ``patch_size``
             and ``patch_overlap``.
         patch_size, patch_overlap: the grid's settings when ``windows`` is ``None``.
+        out_shape: ``(height, width)`` every window is resampled to as it is
+            read (rasterio ``out_shape``: average when shrinking, bilinear when
+            enlarging; :func:`deepforest_lite.raster.resample_array` for
+            arrays), or ``None`` to read windows at their own size. Tile
+            prediction uses it to show a raster at the model's GSD
+            (:mod:`deepforest_lite.gsd`).
 
     Items are :class:`WindowItem` ``(image, window)``. A window is empty when
     no pixel both has data and is non-black: from a file, see
@@ -203,7 +241,9 @@ class WindowDataset(Dataset):
         *,
         patch_size: int = 400,
         patch_overlap: float = 0.05,
+        out_shape: tuple[int, int] | None = None,
     ) -> None:
+        self.out_shape = None if out_shape is None else (int(out_shape[0]), int(out_shape[1]))
         if isinstance(source, np.ndarray):
             source = check_rgb_array(source)
         elif not isinstance(source, RasterSource):
@@ -238,8 +278,10 @@ class WindowDataset(Dataset):
                 )
             pixels = self.source[y0:y1, x0:x1]
             empty = not pixels.any()
+            if self.out_shape is not None and not empty:
+                pixels = resample_array(pixels, self.out_shape)
         else:
-            pixels, empty = self.source.read_window_checked(window)
+            pixels, empty = self.source.read_window_checked(window, out_shape=self.out_shape)
         return WindowItem(None if empty else image_to_tensor(pixels), window)
 
 

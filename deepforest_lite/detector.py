@@ -154,6 +154,21 @@ class Detector:
         )
 
     @property
+    def gsd(self) -> float | None:
+        """Ground sample distance (m per pixel) of the imagery the model was trained at, or ``None``.
+
+        Stored in every checkpoint. Tiled prediction resamples rasters of
+        another GSD to it (:mod:`deepforest_lite.gsd`). May be set, e.g. for a
+        model whose training GSD you know but its checkpoint does not say;
+        ``None`` turns resampling off.
+        """
+        return self._config.gsd
+
+    @gsd.setter
+    def gsd(self, value: float | None) -> None:
+        self._config = dataclasses.replace(self._config, gsd=value)
+
+    @property
     def score_threshold(self) -> float:
         """Boxes scoring below this are dropped, in [0, 1]."""
         return float(self.model.score_thresh)
@@ -273,10 +288,16 @@ class Detector:
         image_path: str | None = None,
         precision: str = "fp32",
         engine: str = PredictConfig.engine,
+        gsd: float | None = None,
+        rescale: bool = True,
     ) -> pd.DataFrame:
         """Detect objects in one image (path to PNG/JPEG/TIFF, or ``H x W x 3`` uint8 RGB array).
 
         DeepForest's ``path=`` works for ``image`` (as does ``image=`` itself).
+        ``gsd``: the image's pixel size in metres (a georeferenced file's
+        transform gives it otherwise). When it and the model's :attr:`gsd`
+        differ by more than 10 % the image is resampled to the model's GSD
+        first (``rescale=False`` turns this off).
         ``engine`` (``"auto"``, ``"torch"``, ``"onnxruntime"``) picks what runs
         the network on the weights' device, as for :meth:`predict_tile`.
 
@@ -286,7 +307,8 @@ class Detector:
         """
         PredictConfig(precision=precision, engine=engine)  # one-sentence errors for bad values
         return _predict.predict_image(
-            self.model, self.label_map, image, image_path=image_path, precision=precision, engine=engine
+            self.model, self.label_map, image, image_path=image_path, precision=precision, engine=engine,
+            gsd=gsd, rescale=rescale, model_gsd=self.gsd,
         )
 
     @deepforest_keywords(aliases={"path": "raster", "image": "raster", "raster_path": "raster"})
@@ -307,6 +329,8 @@ class Detector:
         image_path: str | None = None,
         progress: bool = True,
         engine: str = PredictConfig.engine,
+        gsd: float | None = None,
+        rescale: bool = True,
     ) -> pd.DataFrame:
         """Detect objects in a raster of any size, window by window, in bounded memory.
 
@@ -332,11 +356,20 @@ class Detector:
             engine: what runs the network: ``"auto"`` (onnxruntime on the CPU
                 in fp32, torch otherwise), ``"torch"`` or ``"onnxruntime"``; see
                 :mod:`deepforest_lite.engines`.
+            gsd: the raster's pixel size in metres, for rasters without a usable
+                CRS or to override the transform's.
+            rescale: when the raster's and the model's GSD (:attr:`gsd`) are
+                both known and differ by more than 10 %, read windows of
+                ``patch_size * model_gsd / raster_gsd`` raster pixels resampled
+                to ``patch_size`` px, so the network sees objects at the size
+                it learned; ``False`` feeds raster pixels as they are.
+                ``patch_size`` is always the network's window in its own pixels.
 
         Returns:
             A box table in raster pixels (origin top-left, x = column); for a
             raster with a CRS a GeoDataFrame with map-coordinate columns, box
-            polygons and the CRS as well. See :func:`deepforest_lite.predict.predict_tile`.
+            polygons and the CRS as well; ``attrs`` report the windows and the
+            scale used. See :func:`deepforest_lite.predict.predict_tile`.
         """
         config = PredictConfig(
             patch_size=patch_size,
@@ -350,9 +383,12 @@ class Detector:
             bands=None if bands is None else tuple(bands),
             value_range=None if value_range is None else tuple(value_range),
             engine=engine,
+            gsd=gsd,
+            rescale=rescale,
         )
         return _predict.predict_tile(
-            self.model, self.label_map, raster, config, image_path=image_path, progress=progress
+            self.model, self.label_map, raster, config, image_path=image_path, progress=progress,
+            model_gsd=self.gsd,
         )
 
 
@@ -374,6 +410,7 @@ class Detector:
         progress: bool = True,
         callbacks: Sequence[Any] = (),
         provenance: Mapping[str, Any] | None = None,
+        gsd: float | None = None,
         **options: Any,
     ) -> TrainingResult:
         """Train (or fine-tune) this detector in place with Lightning.
@@ -408,6 +445,15 @@ class Detector:
             provenance: JSON-serialisable facts stored in the saved models'
                 ``training`` metadata (``deepforest-lite train`` records the
                 ``--from`` model and its full command line here).
+            gsd: the ground sample distance (m per pixel) to train at, recorded
+                in the model (:attr:`gsd`) and in every checkpoint. Training and
+                validation images whose GSD is known from their file's
+                transform and differs by more than 10 % are resampled to it,
+                boxes with them; images without a usable GSD (plain PNG/JPEG)
+                are taken to be at ``gsd``. Default: the model's own GSD if it
+                has one, else the training images' common GSD read from their
+                transforms (``None``, with a :class:`~deepforest_lite.gsd.GSDWarning`,
+                when they have none or disagree by more than 10 %).
 
         Ctrl-C stops training after Lightning's graceful shutdown and raises
         ``KeyboardInterrupt``; ``resume=True`` continues from the last
@@ -424,6 +470,7 @@ class Detector:
         self._require_weights("train")
         config = dataclasses.replace(config or TrainConfig(), **options)
         check_trainer_settings(config)  # accelerator, devices, precision, logger: before any data is read
+        self._config = dataclasses.replace(self._config, gsd=self._training_gsd(gsd, train, root_dir, labels))
         result = fit_model(
             self.model, self.label_map, self._config, train, val, config=config, labels=labels,
             root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,
@@ -433,6 +480,32 @@ class Detector:
         self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
         return result
 
+    def _training_gsd(
+        self, gsd: float | None, train: Any, root_dir: str | os.PathLike | None, labels: Sequence[str] | None
+    ) -> float | None:
+        """The GSD :meth:`fit` trains at: ``gsd``, else the model's, else the training images' common one."""
+        import warnings
+
+        from .annotations import image_paths
+        from .gsd import GSDWarning, check_gsd, common_gsd
+        from .train import load_annotation_table
+
+        if gsd is not None:
+            return check_gsd(gsd)
+        if self.gsd is not None:
+            return self.gsd
+        table, folder = load_annotation_table(train, root_dir, LabelMap(labels) if labels is not None else None)
+        paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in image_paths(table)]
+        found, note = common_gsd(paths)
+        if found is None:
+            warnings.warn(
+                f"The model records no GSD: {note}; pass gsd= (metres per pixel) to fit to record it "
+                "(and to resample georeferenced images to it).",
+                GSDWarning,
+                stacklevel=3,
+            )
+        return found
+
 
 @deepforest_keywords(aliases={"model_name": "source"})
 def load_model(
@@ -441,6 +514,7 @@ def load_model(
     *,
     revision: str | None = None,
     device: str | torch.device | None = "auto",
+    gsd: float | None = None,
 ) -> Detector:
     """Load a detector from a checkpoint, a hub name, an exported file or the bundled model.
 
@@ -456,6 +530,9 @@ def load_model(
         revision: hub branch, tag or commit.
         device: where to put the weights (``"auto"``: CUDA when available; the
             CPU for ONNX files).
+        gsd: the model's GSD in metres per pixel, overriding what the
+            checkpoint records (DeepForest tree checkpoints get 0.1 m, see
+            :mod:`deepforest_lite.checkpoint`); ``None`` keeps the checkpoint's.
 
     See :mod:`deepforest_lite.checkpoint` and :mod:`deepforest_lite.export` for the formats.
     """
@@ -463,7 +540,10 @@ def load_model(
 
     if source is not None and exported_format(Path(os.fspath(source)).expanduser()) is not None:
         return _from_exported(Path(os.fspath(source)).expanduser(), labels, device)
-    return Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+    detector = Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+    if gsd is not None:
+        detector.gsd = gsd
+    return detector
 
 
 def _from_exported(path: Path, labels: Sequence[str] | None, device: str | torch.device | None) -> Detector:

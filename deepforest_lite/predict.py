@@ -31,9 +31,10 @@ from .boxes import empty_boxes, make_boxes
 from .config import PredictConfig
 from .dataset import image_to_tensor
 from .errors import InvalidInputError
-from .raster import RasterSource, check_rgb_array, read_image
+from .raster import RasterSource, check_rgb_array
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .gsd import Scale, ScaledGrid
     from .windows import Window
 
 __all__ = ["image_to_tensor", "detections_to_table", "predict_image", "predict_tile", "run_model"]
@@ -86,6 +87,9 @@ def predict_image(
     image_path: str | None = None,
     precision: str = "fp32",
     engine: str = "auto",
+    gsd: float | None = None,
+    rescale: bool = True,
+    model_gsd: float | None = None,
 ) -> pd.DataFrame:
     """Detect objects in one image.
 
@@ -98,23 +102,52 @@ def predict_image(
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
         engine: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, on the device the
             weights are on (see :mod:`deepforest_lite.engines`).
+        gsd: the image's GSD in metres per pixel (overrides the one a
+            georeferenced file's transform gives; arrays have none otherwise).
+        rescale: resample the whole image to ``model_gsd`` first when both
+            GSDs are known and differ by more than 10 %
+            (:func:`deepforest_lite.gsd.plan_scale`).
+        model_gsd: the model's GSD in metres, or ``None``.
 
     Returns:
         A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in the
-        image's pixel coordinates, sorted by descending score; empty when
-        nothing is found.
+        image's pixel coordinates (also when it was resampled for the
+        network), sorted by descending score; empty when nothing is found.
     """
     from .engines import model_device, prepare_model
+    from .gsd import plan_scale
 
     model = prepare_model(model, engine, precision, model_device(model))
     if isinstance(image, (str, os.PathLike)):
         if image_path is None:
             image_path = os.path.basename(os.fspath(image))
-        array = read_image(image)
+        with RasterSource(image) as source:
+            scale = plan_scale(model_gsd, source.gsd, given=gsd, rescale=rescale)
+            height, width = source.shape
+            out_shape = _image_out_shape(height, width, scale.factor) if scale.rescaled else None
+            array = source.read_window(None, out_shape=out_shape)
     else:
         array = check_rgb_array(image)
+        scale = plan_scale(model_gsd, None, given=gsd, rescale=rescale)
+        height, width = array.shape[:2]
+        if scale.rescaled:
+            from .raster import resample_array
+
+            array = resample_array(array, _image_out_shape(height, width, scale.factor))
     (detection,) = run_model(model, [image_to_tensor(array)], precision)
-    return detections_to_table(detection, label_map, image_path)
+    table = detections_to_table(detection, label_map, image_path)
+    if scale.rescaled:
+        kx, ky = width / array.shape[1], height / array.shape[0]
+        table[["xmin", "xmax"]] *= kx
+        table[["ymin", "ymax"]] *= ky
+    table.attrs.update(scale.attrs())
+    if scale.rescaled:
+        table.attrs["scale"] = (array.shape[1] / width, array.shape[0] / height)
+    return table
+
+
+def _image_out_shape(height: int, width: int, factor: tuple[float, float]) -> tuple[int, int]:
+    return (max(1, round(height * factor[1])), max(1, round(width * factor[0])))
 
 
 def predict_tile(
@@ -125,6 +158,7 @@ def predict_tile(
     *,
     image_path: str | None = None,
     progress: bool = True,
+    model_gsd: float | None = None,
 ) -> pd.DataFrame:
     """Detect objects in a raster of any size, window by window.
 
@@ -163,6 +197,14 @@ def predict_tile(
         image_path: the ``image_path`` value of the rows; default the file's
             base name (as DeepForest writes it), empty (``None``) for arrays.
         progress: show a tqdm progress bar on stderr (windows done / total, rate).
+        model_gsd: the model's GSD in metres per pixel, or ``None``. When the
+            raster's GSD (``config.gsd``, else from its transform) is known
+            too, differs by more than 10 % and ``config.rescale`` is on, the
+            grid's windows are ``patch_size * model_gsd / raster_gsd`` raster
+            pixels a side and are read resampled to ``patch_size`` network
+            pixels (:mod:`deepforest_lite.gsd`); boxes come back in raster
+            pixels. A raster without a usable GSD is used as it is, with a
+            :class:`~deepforest_lite.gsd.GSDWarning`.
 
     Returns:
         A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in
@@ -171,8 +213,10 @@ def predict_tile(
         :class:`geopandas.GeoDataFrame` that also has ``map_xmin, map_ymin,
         map_xmax, map_ymax`` (CRS units, from the affine transform), a box
         polygon ``geometry`` and the raster's CRS. ``attrs`` holds
-        ``"windows"`` (grid size) and ``"empty_windows"`` (windows skipped).
-        Nothing found is an empty table with these columns.
+        ``"windows"`` (grid size) and ``"empty_windows"`` (windows skipped),
+        and the scale used (:meth:`deepforest_lite.gsd.Scale.attrs`:
+        ``model_gsd``, ``raster_gsd``, ``raster_gsd_source``, ``rescaled``,
+        ``scale`` in network px per raster px). Nothing found is an empty table with these columns.
 
     Raises:
         ImageReadError: the file is missing or unreadable.
@@ -199,16 +243,39 @@ def predict_tile(
         device = resolve_device(config.device)
         model = prepare_model(model, config.engine, config.precision, device, progress=progress)
         name = image_path or ("array" if isinstance(source, np.ndarray) else os.path.basename(source.path))
-        found = _run_windows(model, source, config, device, name if progress else None)
+        scale, grid = _plan_grid(source, config, model_gsd, name)
+        found = _run_windows(model, source, config, device, name if progress else None, grid)
         table = found.table(label_map, image_path)
+        if grid is not None:  # window boxes from network pixels to raster pixels
+            kx, ky = grid.to_raster
+            table[["xmin", "xmax"]] *= kx
+            table[["ymin", "ymax"]] *= ky
         merged = merge_windows(table, iou_threshold=config.iou_threshold, class_aware=config.class_aware_merge)
         if georeferenced:
             merged = boxes_to_map(merged, source.transform, source.crs)
-        merged.attrs.update(windows=found.windows, empty_windows=found.empty)
+        merged.attrs.update(windows=found.windows, empty_windows=found.empty, **scale.attrs(grid))
         return merged
     finally:
         if opened:
             source.close()
+
+
+def _plan_grid(
+    source: RasterSource | np.ndarray, config: PredictConfig, model_gsd: float | None, name: str
+) -> tuple[Scale, ScaledGrid | None]:
+    """The scale a raster is shown at, and the resampled grid (``None``: the plain grid)."""
+    import warnings
+
+    from .gsd import GSDWarning, plan_scale, scaled_grid, unknown_gsd_message
+
+    from_file = source.gsd if isinstance(source, RasterSource) else None
+    scale = plan_scale(model_gsd, from_file, given=config.gsd, rescale=config.rescale)
+    if scale.raster_gsd is None and scale.model_gsd is not None and config.rescale:
+        warnings.warn(unknown_gsd_message(name, scale.model_gsd), GSDWarning, stacklevel=4)
+    if not scale.rescaled:
+        return scale, None
+    height, width = source.shape[:2]
+    return scale, scaled_grid(height, width, config.patch_size, config.patch_overlap, scale.factor)
 
 
 def _run_windows(
@@ -217,10 +284,12 @@ def _run_windows(
     config: PredictConfig,
     device: torch.device,
     progress_name: str | None,
+    grid: ScaledGrid | None = None,
 ) -> _WindowBoxes:
     """Read the grid's windows through a DataLoader, run the model on batches, keep the boxes.
 
-    ``progress_name`` labels the progress bar; ``None`` shows none.
+    ``progress_name`` labels the progress bar; ``None`` shows none. ``grid``:
+    resampled windows (boxes stay in network pixels of each window here).
     """
     import rasterio
     from torch.utils.data import DataLoader
@@ -228,7 +297,10 @@ def _run_windows(
 
     from .dataset import WindowDataset, collate_windows
 
-    dataset = WindowDataset(source, patch_size=config.patch_size, patch_overlap=config.patch_overlap)
+    if grid is None:
+        dataset = WindowDataset(source, patch_size=config.patch_size, patch_overlap=config.patch_overlap)
+    else:
+        dataset = WindowDataset(source, grid.windows, out_shape=grid.out_shape)
     if isinstance(source, RasterSource):
         source.close()  # workers (and this process, on its first read) open their own handles
     loader = DataLoader(

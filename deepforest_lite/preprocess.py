@@ -75,6 +75,8 @@ class SplitResult:
             pixel nodata or black, the rule tile prediction skips windows by).
         skipped_empty: windows with data but no kept box, not written because
             ``allow_empty`` was False.
+        gsd: the tiles' GSD in metres (``gsd`` when given, else the raster's
+            mean pixel size), or ``None`` when unknown.
     """
 
     annotations: pd.DataFrame
@@ -83,6 +85,7 @@ class SplitResult:
     windows: list[Window] = field(default_factory=list)
     skipped_nodata: int = 0
     skipped_empty: int = 0
+    gsd: float | None = None
 
 
 def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str = "tif") -> str:
@@ -117,6 +120,7 @@ def split_raster(
     label: str | None = None,
     layer: str | int | None = None,
     progress: bool = True,
+    gsd: float | None = None,
 ) -> SplitResult:
     """Cut a large raster into training tiles and write each tile's boxes as a DeepForest CSV.
 
@@ -205,6 +209,15 @@ def split_raster(
         layer: vector files: the layer to read.
         progress: show a progress bar (tqdm, on stderr) when there is more than
             one window.
+        gsd: the tiles' ground sample distance in metres per pixel, e.g. 0.1
+            to train a 10 cm model from 3 cm drone imagery. The raster's GSD
+            is read from its transform (see :mod:`deepforest_lite.gsd`); when
+            it differs by more than 10 %, the grid's windows are ``patch_size
+            * gsd / raster_gsd`` raster pixels a side, each is read resampled
+            to ``patch_size`` px (average when shrinking, bilinear when
+            enlarging), its boxes are scaled with it and a GeoTIFF tile's
+            transform states the new pixel size. Tile names keep the window's
+            offset in raster pixels. ``None`` cuts at the raster's own GSD.
 
     Returns:
         A :class:`SplitResult`: the tiles' box table, the CSV path, the tile
@@ -235,7 +248,8 @@ def split_raster(
         _refuse_overwriting_input(annotations, csv_path)
 
     with RasterSource(raster, bands=bands, value_range=value_range) as source:
-        windows = window_grid(source.height, source.width, patch_size, patch_overlap)
+        grid = _gsd_grid(source, gsd, patch_size, patch_overlap)
+        windows = grid.windows if grid is not None else window_grid(source.height, source.width, patch_size, patch_overlap)
         table = None
         if annotations is not None:
             table = _raster_boxes(
@@ -244,7 +258,8 @@ def split_raster(
             )
         with write_errors(folder):
             folder.mkdir(parents=True, exist_ok=True)
-        result = _cut(source, windows, table, folder, ext, allow_empty, float(min_visible), progress)
+        result = _cut(source, windows, table, folder, ext, allow_empty, float(min_visible), progress, grid)
+        result = dataclasses.replace(result, gsd=_tiles_gsd(source, grid, gsd))
 
     if table is not None and csv_path is not None:
         first_label = str(table["label"].iloc[0]) if len(table) else None
@@ -256,6 +271,35 @@ def split_raster(
         )
         warnings.warn(f"split_raster wrote no tiles for {raster!r}: {why}.", UserWarning, stacklevel=2)
     return result
+
+
+# -- scale --------------------------------------------------------------------
+
+
+def _gsd_grid(source: RasterSource, gsd: float | None, patch_size: int, patch_overlap: float) -> Any:
+    """The resampled grid for a target ``gsd`` (:class:`deepforest_lite.gsd.ScaledGrid`), or ``None``."""
+    from .gsd import check_gsd, plan_scale, scaled_grid
+
+    target = check_gsd(gsd)
+    if target is None:
+        return None
+    if source.gsd is None:
+        raise InvalidInputError(
+            f"gsd={target!r} needs the raster's own pixel size, but {source.path!r} has no usable GSD "
+            "(no CRS in metres, feet or degrees); assign its CRS and transform first (e.g. gdal_edit.py -a_srs "
+            "-a_ullr), or cut it without gsd."
+        )
+    scale = plan_scale(target, source.gsd)
+    if not scale.rescaled:
+        return None
+    return scaled_grid(source.height, source.width, patch_size, patch_overlap, scale.factor)
+
+
+def _tiles_gsd(source: RasterSource, grid: Any, gsd: float | None) -> float | None:
+    if grid is not None or gsd is not None:
+        return float(gsd) if gsd is not None else None
+    found = source.gsd
+    return None if found is None else (found[0] + found[1]) / 2
 
 
 # -- cutting ------------------------------------------------------------------
@@ -270,8 +314,15 @@ def _cut(
     allow_empty: bool,
     min_visible: float,
     progress: bool,
+    grid: Any = None,
 ) -> SplitResult:
-    """Write the tiles; returns the result without the CSV path."""
+    """Write the tiles; returns the result without the CSV path.
+
+    ``grid``: a :class:`deepforest_lite.gsd.ScaledGrid` whose windows are read
+    resampled to its output size (boxes scaled with them), or ``None``.
+    """
+    out_shape = None if grid is None else grid.out_shape
+    to_raster = (1.0, 1.0) if grid is None else grid.to_raster
     from tqdm import tqdm
 
     labelled = table is not None
@@ -301,13 +352,16 @@ def _cut(
         if len(kept) == 0 and labelled and not allow_empty:
             skipped_empty += 1
             continue
-        rgb, empty = source.read_window_checked(window)
+        rgb, empty = source.read_window_checked(window, out_shape=out_shape)
         if empty:
             skipped_nodata += 1
             continue
         name = tile_name(source.path, window, ext)
-        valid = source.valid_mask(window) if ext == "tif" else None
-        path = _write_tile(rgb, folder / name, ext, source, window, valid)
+        valid = source.valid_mask(window, out_shape=out_shape) if ext == "tif" else None
+        path = _write_tile(rgb, folder / name, ext, source, window, valid, to_raster)
+        if grid is not None and len(kept):  # tile pixels are raster pixels / to_raster
+            kept[["xmin", "xmax"]] = kept[["xmin", "xmax"]].to_numpy(np.float64) / to_raster[0]
+            kept[["ymin", "ymax"]] = kept[["ymin", "ymax"]].to_numpy(np.float64) / to_raster[1]
         tiles.append(path)
         written.append(window)
         if len(kept):
@@ -357,18 +411,20 @@ def _window_boxes(
 
 
 def _write_tile(
-    rgb: np.ndarray, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None
+    rgb: np.ndarray, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
+    to_raster: tuple[float, float] = (1.0, 1.0),
 ) -> Path:
     """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` through a temporary file; returns ``path``."""
     # a fresh hidden name beside the tile; created by the writer, so it gets the usual permissions
     tmp = os.fspath(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
     with write_errors(path):  # an OSError (full disk, read-only) becomes a WriteError
-        _write_tile_file(rgb, tmp, path, ext, source, window, valid)
+        _write_tile_file(rgb, tmp, path, ext, source, window, valid, to_raster)
     return path
 
 
 def _write_tile_file(
-    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None
+    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
+    to_raster: tuple[float, float],
 ) -> None:
     try:
         if ext == "png":
@@ -376,7 +432,7 @@ def _write_tile_file(
 
             Image.fromarray(rgb).save(tmp, format="PNG")
         else:
-            _write_geotiff(rgb, tmp, source, window, valid)
+            _write_geotiff(rgb, tmp, source, window, valid, to_raster)
         os.replace(tmp, path)
     except BaseException:
         for leftover in (tmp, tmp + ".aux.xml"):
@@ -386,7 +442,8 @@ def _write_tile_file(
 
 
 def _write_geotiff(
-    rgb: np.ndarray, path: str, source: RasterSource, window: Window, valid: np.ndarray | None
+    rgb: np.ndarray, path: str, source: RasterSource, window: Window, valid: np.ndarray | None,
+    to_raster: tuple[float, float] = (1.0, 1.0),
 ) -> None:
     import rasterio
     from affine import Affine
@@ -401,7 +458,8 @@ def _write_geotiff(
     if georeferenced:
         profile.update(
             crs=source.crs,
-            transform=source.transform @ Affine.translation(window.col_off, window.row_off),
+            transform=source.transform @ Affine.translation(window.col_off, window.row_off)
+            @ Affine.scale(*to_raster),
         )
     with warnings.catch_warnings(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)

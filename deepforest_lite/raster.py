@@ -60,6 +60,8 @@ __all__ = [
     "WindowLike",
     "check_rgb_array",
     "read_image",
+    "resample_array",
+    "resampling_for",
     "scale_to_uint8",
 ]
 
@@ -217,6 +219,17 @@ class RasterSource:
         return (self.height, self.width)
 
     @property
+    def gsd(self) -> tuple[float, float] | None:
+        """Pixel size in metres ``(x, y)`` from the CRS and transform, or ``None``.
+
+        See :func:`deepforest_lite.gsd.raster_gsd` (projected units converted to
+        metres, degrees converted at the raster's centre).
+        """
+        from .gsd import raster_gsd
+
+        return raster_gsd(self.crs, self.transform, self.width, self.height)
+
+    @property
     def is_georeferenced(self) -> bool:
         """True when the file has a CRS (map coordinates make sense)."""
         return self.crs is not None
@@ -261,40 +274,58 @@ class RasterSource:
         self.close()
 
     # -- reading ----------------------------------------------------------
-    def read_window(self, window: WindowLike | None = None) -> np.ndarray:
+    def read_window(self, window: WindowLike | None = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Read one window as RGB.
 
         Args:
             window: pixel rectangle inside the raster (columns ``col_off ..
                 col_off + width``, rows ``row_off .. row_off + height``);
                 ``None`` reads the whole raster (small images only).
+            out_shape: ``(height, width)`` to resample the window to (see
+                :func:`resampling_for`: average when shrinking, bilinear when
+                enlarging; GDAL reads from overviews when the file has them and
+                the window shrinks enough), or ``None`` for the window's own size.
+                The window's extent maps onto the output linearly: output pixel
+                ``(i, j)`` covers raster columns ``col_off + j * width / out_w``
+                to ``col_off + (j + 1) * width / out_w`` (rows alike).
 
         Returns:
-            ``uint8`` array of shape ``(window.height, window.width, 3)``.
+            ``uint8`` array of shape ``(window.height, window.width, 3)``, or
+            ``out_shape + (3,)``.
         """
-        raw, _ = self._read(window, with_mask=False)
+        raw, _ = self._read(window, with_mask=False, out_shape=out_shape)
         return self._to_rgb(raw)
 
-    def read_window_checked(self, window: WindowLike | None = None) -> tuple[np.ndarray, bool]:
+    def read_window_checked(
+        self, window: WindowLike | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, bool]:
         """Read one window as RGB and say whether it is empty, with one read.
 
         Returns:
-            ``(rgb, empty)``: ``rgb`` as :meth:`read_window` returns it and
-            ``empty`` as :meth:`is_empty` would.
+            ``(rgb, empty)``: ``rgb`` as :meth:`read_window` returns it (at
+            ``out_shape`` when given) and ``empty`` as :meth:`is_empty` would
+            (judged on the resampled pixels and a nearest-neighbour resampled mask).
         """
-        raw, valid = self._read(window, with_mask=True)
+        raw, valid = self._read(window, with_mask=True, out_shape=out_shape)
         return self._to_rgb(raw), _empty(raw, valid)
 
-    def valid_mask(self, window: WindowLike | None = None) -> np.ndarray:
-        """Boolean ``(height, width)`` array, True where the pixel has data.
+    def valid_mask(self, window: WindowLike | None = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Boolean ``(height, width)`` array (or ``out_shape``), True where the pixel has data.
 
         A pixel has no data when all three RGB bands hold the nodata value,
         or the alpha band is 0, or the GDAL mask marks it invalid. Black
-        pixels are valid here.
+        pixels are valid here. With ``out_shape`` the mask is resampled by
+        nearest neighbour.
         """
+        from rasterio.enums import Resampling
+
         win = self._window(window)
         src = self._dataset()
-        masks = _guard(self.path, lambda: src.read_masks(list(self.bands), window=win))
+        extra: dict[str, Any] = {}
+        if out_shape is not None:
+            out_h, out_w = _check_out_shape(out_shape)
+            extra = dict(out_shape=(3, out_h, out_w), resampling=Resampling.nearest)
+        masks = _guard(self.path, lambda: src.read_masks(list(self.bands), window=win, **extra))
         return masks.any(axis=0)
 
     def is_empty(self, window: WindowLike | None = None) -> bool:
@@ -309,14 +340,31 @@ class RasterSource:
         raw, _ = self._read(window, with_mask=False)
         return _empty(raw, valid)
 
-    def _read(self, window: WindowLike | None, with_mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _read(
+        self, window: WindowLike | None, with_mask: bool, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         win = self._window(window)
         src = self._dataset()
         indexes = list(self.bands)
-        raw = _guard(self.path, lambda: src.read(indexes, window=win))
+        if out_shape is None or tuple(out_shape) == (int(win.height), int(win.width)):
+            raw = _guard(self.path, lambda: src.read(indexes, window=win))
+            valid = None
+            if with_mask:
+                valid = _guard(self.path, lambda: src.read_masks(indexes, window=win)).any(axis=0)
+            return raw, valid
+        from rasterio.enums import Resampling
+
+        out_h, out_w = _check_out_shape(out_shape)
+        shape = (len(indexes), out_h, out_w)
+        method = resampling_for((int(win.height), int(win.width)), (out_h, out_w))
+        raw = _guard(self.path, lambda: src.read(indexes, window=win, out_shape=shape, resampling=method))
         valid = None
         if with_mask:
-            valid = _guard(self.path, lambda: src.read_masks(indexes, window=win)).any(axis=0)
+            masks = _guard(
+                self.path,
+                lambda: src.read_masks(indexes, window=win, out_shape=shape, resampling=Resampling.nearest),
+            )
+            valid = masks.any(axis=0)
         return raw, valid
 
     def _to_rgb(self, raw: np.ndarray) -> np.ndarray:
@@ -377,6 +425,46 @@ class RasterSource:
             else:
                 ranges[i] = np.percentile(values, self.percentiles)
         return ranges
+
+
+def resampling_for(window_shape: tuple[int, int], out_shape: tuple[int, int]) -> Any:
+    """The rasterio resampling for reading ``window_shape`` px into ``out_shape`` px (both ``(h, w)``).
+
+    ``Resampling.average`` when the output has fewer pixels than the window
+    (shrinking: every raster pixel contributes, no aliasing), otherwise
+    ``Resampling.bilinear`` (enlarging: smooth, no blocky pixels).
+    """
+    from rasterio.enums import Resampling
+
+    shrinking = out_shape[0] * out_shape[1] < window_shape[0] * window_shape[1]
+    return Resampling.average if shrinking else Resampling.bilinear
+
+
+def resample_array(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Resample an ``H x W x 3`` uint8 RGB array to ``out_shape`` ``(height, width)``.
+
+    The same GDAL resampling as :meth:`RasterSource.read_window` with
+    ``out_shape`` (:func:`resampling_for`), through an in-memory dataset, so
+    an array and a file of the same pixels give the same result.
+    """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    image = check_rgb_array(image)
+    out_h, out_w = _check_out_shape(out_shape)
+    height, width = image.shape[:2]
+    if (out_h, out_w) == (height, width):
+        return image
+    method = resampling_for((height, width), (out_h, out_w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile() as memory:
+            with memory.open(driver="GTiff", width=width, height=height, count=3, dtype="uint8") as dst:
+                dst.write(image.transpose(2, 0, 1))
+            with memory.open() as src, rasterio.Env():
+                out = src.read(out_shape=(3, out_h, out_w), resampling=method)
+    return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
 def read_image(
@@ -463,6 +551,17 @@ def _resolve_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[in
         "is needed, so expand grayscale or paletted rasters to RGB first "
         "(e.g. gdal_translate -expand rgb)."
     )
+
+
+def _check_out_shape(out_shape: Any) -> tuple[int, int]:
+    try:
+        out_h, out_w = (int(v) for v in out_shape)
+        ok = all(float(v) == int(v) for v in out_shape) and out_h > 0 and out_w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidInputError(f"out_shape must be (height, width) in whole pixels > 0, got {out_shape!r}.")
+    return out_h, out_w
 
 
 def _check_value_range(value_range: Any) -> np.ndarray:

@@ -422,14 +422,16 @@ def fit_model(
         model.score_thresh = NEW_HEAD_SCORE_THRESHOLD
     label_map = new_head
     augmentation = build_augmentation(config.augment, crop_size=crop_size, min_box_size=config.min_box_size)
-    train_set = TrainingDataset(train_table, train_root, label_map, augmentation, cache_images=cache_images)
+    train_set = TrainingDataset(train_table, train_root, label_map, augmentation, cache_images=cache_images,
+                                gsd=model_config.gsd)  # images resampled to the model's GSD
     if len(train_set) == 0:
         raise InvalidInputError(f"The training data {train!r} holds no images; give annotations with at least one image.")
     loader = _loader(train_set, config, shuffle=True)
     val_loader = None
     if val is not None:
         val_table, val_root = load_annotation_table(val, val_root_dir if val_root_dir is not None else None, label_map)
-        val_set = TrainingDataset(val_table, val_root, label_map, None, cache_images=cache_images)
+        val_set = TrainingDataset(val_table, val_root, label_map, None, cache_images=cache_images,
+                                  gsd=model_config.gsd)
         val_loader = _loader(val_set, config, shuffle=False)
 
     identity = _run_identity(train_table, val_table if val is not None else None, label_map, model_config,

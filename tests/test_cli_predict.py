@@ -84,7 +84,7 @@ def test_output_dir_one_file_per_raster_and_resume_skips_finished_ones(
     assert gpkg.crs.to_epsg() == 32617 and len(gpkg) > 0 and set(gpkg["image_path"]) == {"a.tif"}
     assert set(pd.read_csv(out / "b.csv")["image_path"]) == {"b.png"}
     printed = capsys.readouterr().out
-    assert f"wrote {out / 'a.gpkg'} ({len(gpkg)} boxes, 2 windows)" in printed
+    assert f"wrote {out / 'a.gpkg'} ({len(gpkg)} boxes, 2 windows, raster " in printed  # then the scale used
 
     mtimes = {name: os.stat(out / name).st_mtime_ns for name in os.listdir(out)}
     assert cli("predict", a.path, b.path, "--model", model_file, "--output-dir", out, *PATCH) == 0

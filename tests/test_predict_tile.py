@@ -140,7 +140,8 @@ def test_planted_objects_come_back_once_each(make_raster, options) -> None:
     # every window reached the model once (none is empty here), in batches of at most 3
     assert sorted(stub.seen) == sorted(grid_offsets(200, 300, **GRID))
     assert stub.calls == -(-len(stub.seen) // 3)
-    assert result.attrs == {"windows": 15, "empty_windows": 0}
+    assert {k: result.attrs[k] for k in ("windows", "empty_windows")} == {"windows": 15, "empty_windows": 0}
+    assert result.attrs["rescaled"] is False and result.attrs["model_gsd"] is None  # a stub model has no GSD
 
 
 def test_objects_cut_by_window_edges_are_merged_into_the_whole_box(make_raster) -> None:
@@ -205,7 +206,7 @@ def test_empty_windows_never_reach_the_model(make_raster, kind) -> None:
     # 6 x 3 windows; the three starting at x=300 hold no data, the ones at x=240 only partly
     assert sorted(stub.seen) == sorted(o for o in grid_offsets(200, 400, **GRID) if o[0] < 300)
     assert (240, 0) in stub.seen
-    assert result.attrs == {"windows": 18, "empty_windows": 3}
+    assert {k: result.attrs[k] for k in ("windows", "empty_windows")} == {"windows": 18, "empty_windows": 3}
     assert_planted_once(result, r.boxes)
 
 
@@ -357,7 +358,7 @@ def test_real_model_end_to_end_equals_window_by_window_prediction(eager_detector
         for w in windows
     ]
     expected = merge_windows(per_window, windows, iou_threshold=0.15).assign(image_path="real.tif")
-    assert len(expected) > 0 and tile.attrs == {"windows": 6, "empty_windows": 0}
+    assert len(expected) > 0 and {k: tile.attrs[k] for k in ("windows", "empty_windows")} == {"windows": 6, "empty_windows": 0}
     pd.testing.assert_frame_equal(pd.DataFrame(tile)[PREDICTION_COLUMNS], expected, check_exact=True)
     assert tile.crs.to_epsg() == 32617 and tile.geometry.is_valid.all()
     assert ((tile["xmin"] >= 0) & (tile["xmax"] <= 300) & (tile["ymin"] >= 0) & (tile["ymax"] <= 200)).all()

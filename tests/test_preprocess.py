@@ -448,3 +448,37 @@ def test_preprocess_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- cutting at a target GSD
+
+
+def test_split_at_a_coarser_gsd_resamples_tiles_and_boxes(tmp_path, make_raster):
+    """0.05 m raster cut at 0.1 m: 200 px tiles cover 400 raster px, boxes halve, transforms say 0.1 m."""
+    import rasterio
+
+    from deepforest_lite.gsd import file_gsd
+
+    planted = make_raster("fine.tif", width=800, height=400, pixel_size=(0.05, 0.05),
+                          boxes=((100, 100, 160, 140), (500, 200, 580, 300)))
+    result = split_raster(planted.path, planted.boxes, patch_size=200, patch_overlap=0.0,
+                          out_dir=tmp_path / "tiles", gsd=0.1, progress=False)
+    assert result.gsd == 0.1
+    assert [(w.col_off, w.row_off, w.width, w.height) for w in result.windows] == [(0, 0, 400, 400), (400, 0, 400, 400)]
+    for tile, window in zip(result.tiles, result.windows):
+        with rasterio.open(tile) as src:
+            assert (src.width, src.height) == (200, 200)
+            assert file_gsd(tile) == pytest.approx((0.1, 0.1))
+            # the tile's pixel (0, 0) corner is the window's corner in map coordinates
+            corner = (planted.transform.c + window.col_off * planted.transform.a,
+                      planted.transform.f + window.row_off * planted.transform.e)
+            assert (src.transform.c, src.transform.f) == pytest.approx(corner)
+    boxes = result.annotations.sort_values("xmin").reset_index(drop=True)
+    assert boxes[["xmin", "ymin", "xmax", "ymax"]].to_numpy().tolist() == [[50, 50, 80, 70], [50, 100, 90, 150]]
+    assert list(boxes["image_path"]) == ["fine_0_0.tif", "fine_400_0.tif"]
+
+
+def test_split_gsd_needs_a_georeferenced_raster(tmp_path, make_raster):
+    planted = make_raster("plain.png")
+    with pytest.raises(InvalidInputError, match="has no usable GSD"):
+        split_raster(planted.path, planted.boxes, patch_size=100, out_dir=tmp_path / "t", gsd=0.1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,19 @@ def add_parser(subparsers: Any) -> None:
         help="comma-separated class names for a checkpoint that stores none, e.g. DeepForest's NEON.pt: Tree "
         "(default: the checkpoint's own)",
     )
+    parser.add_argument(
+        "--gsd", type=_gsd, metavar="METRES",
+        help="the rasters' pixel size in metres, for rasters without a usable CRS or to override the transform's (default: from the transform)",
+    )
+    parser.add_argument(
+        "--no-rescale", action="store_true",
+        help="feed raster pixels as they are (default: windows are resampled to the model's GSD when both are "
+        "known and differ by more than 10 %%)",
+    )
+    parser.add_argument(
+        "--model-gsd", type=_gsd, metavar="METRES",
+        help="the GSD the model was trained at, overriding what its checkpoint records (default: the checkpoint's)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -158,6 +172,16 @@ def _overlap(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _gsd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
     return value
 
 
@@ -259,7 +283,9 @@ def run(args: argparse.Namespace) -> int:
     ext = Path(args.output).suffix.lower()
     combined = _combine(tables, ext, args.crs)
     _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
-    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''})")
+    scales = "; ".join(dict.fromkeys(_scale_note(t) for t in tables if _scale_note(t)))
+    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''}"
+          + (f"; {scales}" if scales else "") + ")")
     return 0
 
 
@@ -385,10 +411,29 @@ def _load_detector(args: argparse.Namespace) -> Any:
     detector = load_model(args.model, names, device=args.device)
     if args.score_threshold is not None:
         detector.score_threshold = args.score_threshold
+    if getattr(args, "model_gsd", None) is not None:
+        detector.gsd = args.model_gsd
     return detector
 
 
 def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
+    import warnings
+
+    from ..gsd import GSDWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GSDWarning)
+        table = _predict_tile(detector, source, config, args)
+    for warning in caught:
+        if issubclass(warning.category, GSDWarning):
+            print("note: " + " ".join(str(warning.message).replace("gsd=... (command line: --gsd)", "--gsd METRES")
+                                      .split()), file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return table
+
+
+def _predict_tile(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
     return detector.predict_tile(
         source,
         config.patch_size,
@@ -401,6 +446,8 @@ def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) 
         precision=config.precision,
         progress=not args.quiet,
         engine=config.engine,
+        gsd=getattr(args, "gsd", None),
+        rescale=not getattr(args, "no_rescale", False),
     )
 
 
@@ -440,5 +487,18 @@ def _summary(table: Any) -> str:
     text = f"{len(table)} boxes"
     if windows is not None:
         text += f", {windows} windows" + (f" of which {empty} empty and skipped" if empty else "")
-    return text
+    note = _scale_note(table)
+    return text + (f", {note}" if note else "")
+
+
+def _scale_note(table: Any) -> str:
+    """The scale the raster was predicted at, from the table's attrs (empty when not reported)."""
+    if "rescaled" not in table.attrs:
+        return ""
+    from ..gsd import Scale
+
+    attrs = table.attrs
+    scale = Scale(attrs.get("model_gsd"), attrs.get("raster_gsd"), attrs.get("raster_gsd_source"),
+                  tuple(attrs.get("scale", (1.0, 1.0))), bool(attrs.get("rescaled")))
+    return scale.describe()
 

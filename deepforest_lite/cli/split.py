@@ -59,6 +59,7 @@ CONFIG_KEYS: dict[str, str] = {
     "bands": "--bands",
     "value_range": "--value-range",
     "quiet": "--quiet",
+    "gsd": "--gsd",
 }
 
 _DEFAULTS: dict[str, Any] = {
@@ -147,6 +148,13 @@ def add_parser(subparsers: Any) -> None:
         "of 16-bit and float rasters (default: 8-bit as is, other dtypes a 2-98 %% stretch)",
     )
     parser.add_argument(
+        "--gsd",
+        type=_gsd,
+        metavar="METRES",
+        help="cut tiles at this pixel size in metres (windows resampled, boxes scaled; the raster's own GSD "
+        "comes from its transform); default: the raster's own",
+    )
+    parser.add_argument(
         "--config",
         metavar="YAML",
         help=f"read options from a YAML file (keys: {', '.join(CONFIG_KEYS)}); "
@@ -183,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             label=options.get("label"),
             layer=options.get("layer"),
             progress=not options["quiet"],
+            gsd=options.get("gsd"),
         )
     user_warnings = (str(w.message) for w in caught if issubclass(w.category, UserWarning))
     for message in dict.fromkeys(user_warnings):
@@ -194,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
         if result.skipped_nodata:
             skipped.append(f"{result.skipped_nodata} without data")
         note = f" (skipped {' and '.join(skipped)})" if skipped else ""
-        print(f"wrote {len(result.tiles)} tile(s) to {options['out_dir']}{note}")
+        at = f" at {result.gsd:.3f} m per pixel" if options.get("gsd") is not None else ""
+        print(f"wrote {len(result.tiles)} tile(s){at} to {options['out_dir']}{note}")
         if result.csv_path is not None:
             table = result.annotations
             n_empty = len(table.attrs.get("empty_images", []))
@@ -250,6 +260,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         else:
             options[key] = _DEFAULTS.get(key)
     return options
+
+
+def _gsd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
+    return value
 
 
 def _band_list(text: str) -> tuple[int, int, int]:
