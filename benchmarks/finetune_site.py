@@ -37,7 +37,7 @@ def plot_id(image_path: str) -> str:
 
 def score(det: dfl.Detector, truth: pd.DataFrame) -> dict[str, float]:
     """Box precision/recall and pooled P/R/F1 of ``det`` on the images of ``truth`` (absolute paths)."""
-    tables = [det.predict_image(path) for path in truth["image_path"].unique()]
+    tables = [det.predict_image(path, image_path=path) for path in truth["image_path"].unique()]
     predictions = pd.concat(tables, ignore_index=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
