@@ -51,6 +51,8 @@ def test_default_fit_learns_planted_objects_of_two_classes(tmp_path, planted_ima
         warnings.simplefilter("ignore")
         scores = dfl.evaluate_boxes(predictions, truth, iou_threshold=0.4)
     assert scores["recall"] >= 0.9, scores["results"]
-    best = _best_label_per_truth(predictions, truth)
-    accuracy = np.mean([b == t for b, t in zip(best, truth["label"])])
-    assert accuracy >= 0.9, list(zip(best, truth["label"]))
+    # labels of the objects found (recall is asserted above; a missed object is not a wrong label)
+    pairs = [(b, t) for b, t in zip(_best_label_per_truth(predictions, truth), truth["label"]) if b is not None]
+    assert len(pairs) >= 0.85 * len(truth), pairs
+    accuracy = np.mean([b == t for b, t in pairs])
+    assert accuracy >= 0.9, pairs

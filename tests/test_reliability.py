@@ -414,7 +414,7 @@ def test_output_dir_redoes_empty_or_unreadable_outputs_and_removes_leftovers(wor
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """One tiny finished CLI training run (1 epoch): its annotations, model and run folder."""
-    from tests.conftest import write_planted_images
+    from conftest import write_planted_images
 
     root = tmp_path_factory.mktemp("run")
     write_planted_images(root, n_images=2, size=64, per_image=2)
