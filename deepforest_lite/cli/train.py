@@ -109,7 +109,8 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--weight-decay", type=float, metavar="W", help=f"L2 weight penalty (default {d.weight_decay:g})")
     opt.add_argument("--augment", metavar="PRESET", help="augmentation preset: none, flip (flips and 90-degree "
                      "turns), default (flip + brightness/contrast), strong (+ scale jitter), robust (+ local "
-                     f"contrast, 0.5-2x rescale) (default: the {d.augment!r} preset)")
+                     f"contrast, 0.5-2x rescale), multiscale (default + 0.5-2x rescale: objects at half to twice their size) "
+                     f"(default: the {d.augment!r} preset)")
     opt.add_argument("--min-box-size", type=float, metavar="PX", help="boxes smaller than this many pixels a side "
                      f"after augmentation are dropped (default {d.min_box_size:g})")
     opt.add_argument("--seed", type=int, metavar="N", help=f"random seed of weights, augmentation and shuffling "
