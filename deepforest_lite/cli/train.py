@@ -51,7 +51,6 @@ examples:
   deepforest-lite train --train tiles/ortho.csv --from tree-lite --labels Alive,Dead --epochs 20 --output alive_dead.pt
   deepforest-lite train --train train.csv --val val.csv --from weecology/deepforest-tree --lr 0.0005 --output tree.pt --logger tensorboard
   deepforest-lite train --config my_run.yaml --resume
-  deepforest-lite train --train drone_tiles.csv --from tree-lite --gsd 0.1 --output tree_drone.pt
 """
 
 
