@@ -97,9 +97,9 @@ def test_only_the_asked_window_is_read(make_raster, monkeypatch) -> None:
     reads: list[object] = []
     original = RasterSource.read_window_checked
 
-    def spy(self, window=None):
+    def spy(self, window=None, out_shape=None):
         reads.append(window)
-        return original(self, window)
+        return original(self, window, out_shape=out_shape)
 
     monkeypatch.setattr(RasterSource, "read_window_checked", spy)
     monkeypatch.setattr(RasterSource, "read_window", lambda *a, **k: pytest.fail("whole-window read"))
