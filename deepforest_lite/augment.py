@@ -19,7 +19,17 @@ Presets (:data:`PRESETS`):
 * ``"robust"``: ``"default"`` plus random local contrast equalisation
   (CLAHE, p=0.5, so raw and contrast-equalised imagery look alike to the
   model), a 0.5-2x rescale (p=0.5, so it holds up at other pixel sizes;
-  zoomed-out images are padded with black) and a slight blur (p=0.1).
+  zoomed-out images are padded with black) and a slight blur (p=0.1);
+* ``"multiscale"``: ``"default"`` plus a random rescale 0.5-2x (p=0.5),
+  nothing else: a multi-resolution augmentation, so one model learns objects
+  over a 4x range of pixel sizes (e.g. 0.05-0.2 m for 0.1 m training tiles).
+
+**Random rescale (multi-resolution).** ``scale_range=(low, high)`` adds to
+any preset a zoom by a factor drawn uniformly from ``[low, high]`` (with
+probability ``scale_p``), about the image centre, on a canvas of the same
+size: a factor ``s`` shows every object ``s`` times larger, as imagery of
+``gsd / s`` metres per pixel would; zoomed-out images (``s < 1``) are padded
+with black, boxes are scaled with the pixels and clipped to the canvas.
 
 With ``crop_size``, every pipeline starts with a random ``crop_size`` x
 ``crop_size`` crop (zero-padded where the image is smaller), so large images
@@ -41,9 +51,11 @@ import numpy as np  # noqa: E402
 
 from .errors import InvalidInputError  # noqa: E402
 
-__all__ = ["PRESETS", "bbox_params", "build_augmentation", "apply_augmentation"]
+__all__ = ["PRESETS", "MULTISCALE_RANGE", "bbox_params", "build_augmentation", "apply_augmentation", "random_rescale"]
 
-PRESETS: tuple[str, ...] = ("none", "flip", "default", "strong", "robust")
+PRESETS: tuple[str, ...] = ("none", "flip", "default", "strong", "robust", "multiscale")
+#: zoom range of the ``"robust"`` and ``"multiscale"`` presets (object size x0.5 to x2)
+MULTISCALE_RANGE: tuple[float, float] = (0.5, 2.0)
 
 
 def bbox_params(min_box_size: float = 2.0) -> A.BboxParams:
@@ -58,11 +70,36 @@ def bbox_params(min_box_size: float = 2.0) -> A.BboxParams:
     )
 
 
+def random_rescale(scale_range: Sequence[float] = MULTISCALE_RANGE, p: float = 0.5) -> A.BasicTransform:
+    """A box-safe random zoom by a factor in ``scale_range`` (see the module docstring), for your own ``Compose``.
+
+    Args:
+        scale_range: ``(low, high)`` zoom factors, ``0 < low <= high``; e.g.
+            ``(0.5, 2.0)`` shows objects at half to twice their size.
+        p: probability of applying it, in [0, 1].
+    """
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"scale_range must be two zoom factors (low, high), got {scale_range!r}; e.g. scale_range=(0.5, 2.0)."
+        ) from None
+    if not (0 < low <= high < float("inf")):
+        raise InvalidInputError(
+            f"scale_range must satisfy 0 < low <= high, got {scale_range!r}; e.g. scale_range=(0.5, 2.0)."
+        )
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise InvalidInputError(f"scale_p must be a probability in [0, 1], got {p!r}.")
+    return A.Affine(scale=(low, high), keep_ratio=True, border_mode=0, fill=0, p=float(p))
+
+
 def build_augmentation(
     augment: str | A.Compose | None = "default",
     *,
     crop_size: int | None = None,
     min_box_size: float = 2.0,
+    scale_range: Sequence[float] | None = None,
+    scale_p: float = 0.5,
 ) -> A.Compose:
     """A pipeline from a preset name, or a user's ``Compose`` checked for box handling.
 
@@ -73,6 +110,11 @@ def build_augmentation(
         crop_size: side in px of a random crop applied first (presets only).
         min_box_size: boxes smaller than this many px on a side after the
             transform are dropped (presets only).
+        scale_range: ``(low, high)``: add a random rescale by a factor in
+            that range (:func:`random_rescale`, presets only), e.g.
+            ``build_augmentation("default", scale_range=(0.33, 3.0))`` to
+            train for imagery from a third to three times the tiles' GSD.
+        scale_p: probability of that rescale.
     """
     if isinstance(augment, A.Compose):
         processor = augment.processors.get("bboxes")
@@ -84,6 +126,7 @@ def build_augmentation(
                 "deepforest_lite.augment.bbox_params() gives a ready one."
             )
         return augment
+    extra = None if scale_range is None else random_rescale(scale_range, scale_p)  # checked before anything else
     name = "none" if augment is None else augment
     if name not in PRESETS:
         raise InvalidInputError(
@@ -94,7 +137,7 @@ def build_augmentation(
         steps.append(A.RandomCrop(int(crop_size), int(crop_size), pad_if_needed=True, pad_position="top_left"))
     if name in ("flip", "default", "strong", "robust"):
         steps += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
-    if name in ("default", "strong", "robust"):
+    if name in ("default", "strong", "robust", "multiscale"):
         steps += [
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
             A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=15, val_shift_limit=10, p=0.3),
@@ -104,9 +147,13 @@ def build_augmentation(
     if name == "robust":
         steps += [
             A.CLAHE(clip_limit=(1.0, 4.0), tile_grid_size=(8, 8), p=0.5),
-            A.Affine(scale=(0.5, 2.0), keep_ratio=True, border_mode=0, fill=0, p=0.5),
+            random_rescale(MULTISCALE_RANGE, 0.5),
             A.GaussianBlur(blur_limit=(3, 3), p=0.1),
         ]
+    if name == "multiscale":
+        steps.append(random_rescale(MULTISCALE_RANGE, 0.5))
+    if extra is not None:
+        steps.append(extra)
     return A.Compose(steps or [A.NoOp()], bbox_params=bbox_params(min_box_size))
 
 

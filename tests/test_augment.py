@@ -64,3 +64,45 @@ def test_custom_compose_must_handle_boxes():
         build_augmentation(A.Compose([A.VerticalFlip(p=1)], bbox_params=A.BboxParams(format="coco", label_fields=["labels"])))
     with pytest.raises(dfl.InvalidInputError, match=r"Unknown augmentation 'wild'; choose one of \['none'"):
         build_augmentation("wild")
+
+
+def _bright_box(image):
+    bright = np.argwhere(image.max(axis=2) > 100)
+    (y0, x0), (y1, x1) = bright.min(axis=0), bright.max(axis=0) + 1
+    return [x0, y0, x1, y1]
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_random_rescale_scales_objects_about_the_centre(factor):
+    """A fixed zoom s maps (x, y) to c + s (x - c): the box and the pixels move together, the canvas stays."""
+    image = np.zeros((80, 80, 3), np.uint8)
+    image[30:50, 20:40] = 255  # box (20, 30, 40, 50); centre of the canvas (40, 40)
+    pipeline = build_augmentation("none", scale_range=(factor, factor), scale_p=1.0)
+    out, out_boxes, labels = apply_augmentation(pipeline, image, np.array([[20, 30, 40, 50]], np.float32), [3])
+    assert out.shape == image.shape and labels.tolist() == [3]
+    expected = [40 + factor * (20 - 40), 40 + factor * (30 - 40), 40 + factor * (40 - 40), 40 + factor * (50 - 40)]
+    np.testing.assert_allclose(out_boxes[0], expected, atol=0.5)
+    np.testing.assert_allclose(_bright_box(out), expected, atol=1.5)
+
+
+def test_multiscale_preset_zooms_within_its_range():
+    pipeline = build_augmentation("multiscale")
+    affines = [t for t in pipeline.transforms if isinstance(t, A.Affine)]
+    assert len(affines) == 1 and affines[0].p == 0.5
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[40:60, 40:60] = 255  # a 20 px box at the centre: never clipped for zooms up to 2x
+    sides = set()
+    for seed in range(40):
+        pipeline.set_random_seed(seed)
+        _, out_boxes, _ = apply_augmentation(pipeline, image, np.array([[40, 40, 60, 60]], np.float32), [0])
+        sides.add(round(float(out_boxes[0, 2] - out_boxes[0, 0]), 1))
+    assert min(sides) >= 20 * 0.5 - 0.5 and max(sides) <= 20 * 2.0 + 0.5
+    assert 20.0 in sides and len(sides) > 5  # unzoomed half the time, and a spread of zooms otherwise
+
+
+@pytest.mark.parametrize("bad", [(2.0, 1.0), (0, 1), (1,), "big", (0.5, float("inf"))])
+def test_bad_scale_range_is_refused(bad):
+    with pytest.raises(dfl.InvalidInputError, match="scale_range must"):
+        build_augmentation("default", scale_range=bad)
+    with pytest.raises(dfl.InvalidInputError, match="scale_p must"):
+        build_augmentation("default", scale_range=(0.5, 2), scale_p=1.5)

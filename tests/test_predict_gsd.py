@@ -313,6 +313,43 @@ def test_resampled_reads_are_one_window_each(tmp_path, monkeypatch):
     assert {r[2] for r in reads} == {(PATCH, PATCH)}
 
 
+def test_resampled_prediction_memory_stays_below_one_full_resolution_window(tmp_path, monkeypatch):
+    """A 1 cm raster for a 0.1 m model: 2000 px windows delivered as 200 px, never held at full resolution.
+
+    docs/performance.md bounds memory by reading one window at a time under a capped GDAL block
+    cache; here every read runs under that cap, and the Python-side peak (tracemalloc: numpy
+    buffers, tables) of the whole prediction stays below the 12 MB one 2000 x 2000 RGB window
+    would take (reading one costs about 28 MB), let alone the 36 MB raster.
+    """
+    import tracemalloc
+
+    from deepforest_lite.predict import GDAL_CACHE_BYTES
+
+    planted, transform = write_squares(tmp_path / "cm.tif", 0.01, 0.01)  # 4000 x 3000 px
+    caches: list[str | int | None] = []
+    original = RasterSource._read
+
+    def recording(self, window, with_mask, out_shape=None):
+        caches.append(rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
+        return original(self, window, with_mask, out_shape)
+
+    monkeypatch.setattr(RasterSource, "_read", recording)
+    det = stub_detector()
+    det.predict_tile(tmp_path / "cm.tif", patch_size=PATCH, patch_overlap=OVERLAP, progress=False)  # warm imports
+    caches.clear()
+    tracemalloc.start()
+    try:
+        table = det.predict_tile(tmp_path / "cm.tif", patch_size=PATCH, patch_overlap=OVERLAP, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    side = round(PATCH * MODEL_GSD / 0.01)
+    assert side == 2000 and table.attrs["windows"] == len(caches) == 6
+    assert {int(c) for c in caches} == {GDAL_CACHE_BYTES}
+    assert peak < side * side * 3, f"peak {peak / 1e6:.1f} MB"
+    check_recovered(table, planted, transform)
+
+
 def test_overviews_are_used_when_present(tmp_path):
     """A 10x shrinking read comes from the file's overview: stale overview pixels show through."""
     path = tmp_path / "ov.tif"

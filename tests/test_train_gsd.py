@@ -66,3 +66,28 @@ def test_fit_on_plain_images_warns_and_records_none(tmp_path, tiny_detector, pla
     with pytest.warns(GSDWarning, match="records no GSD"):
         det.fit(folder / "train.csv", output_dir=tmp_path / "run", **FAST)
     assert det.gsd is None
+
+
+def test_cli_train_gsd_is_recorded_and_a_bad_one_is_one_line(tmp_path, planted_images, capsys):
+    from deepforest_lite.cli import main
+
+    folder, _ = planted_images(n_images=2, size=64, per_image=2)
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  backbone: resnet18\n  fpn_channels: 32\n  resize: scale\n"
+                      "epochs: 1\nbatch_size: 2\nlr: 0.0001\naugment: none\n")
+    args = ["train", "--config", str(config), "--train", str(folder / "train.csv"), "--labels", "Red,Blue",
+            "--output-dir", str(tmp_path / "run"), "--quiet"]
+    assert main([*args, "--output", str(tmp_path / "m.pt"), "--gsd", "0.03"]) == 0
+    assert dfl.load_model(tmp_path / "m.pt", device="cpu").gsd == 0.03  # plain PNGs taken to be at --gsd
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--output", str(tmp_path / "bad.pt"), "--gsd", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --gsd: expected a pixel size in metres > 0 like 0.1, got '0'" in capsys.readouterr().err
+    config.write_text(config.read_text() + "gsd: -0.1\n")  # from the YAML file: checked before any work
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--output", str(tmp_path / "bad.pt")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "gsd must be a positive pixel size in metres, got -0.1" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.pt").exists()

@@ -23,11 +23,12 @@ from ..errors import ConfigError, WriteError
 from ..files import atomic_write, check_output_dir, is_disk_full
 from ._checks import check_train
 from ._common import fail, fraction, non_negative_int, positive_int
+from .split import _gsd as _gsd_metres
 
 #: YAML keys that describe the run rather than TrainConfig fields.
 RUN_KEYS: tuple[str, ...] = (
     "train", "val", "root_dir", "val_root_dir", "labels", "from", "backbone", "backbone_weights",
-    "output", "output_dir", "crop_size", "model",
+    "output", "output_dir", "crop_size", "model", "gsd",
 )
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
@@ -87,6 +88,10 @@ def add_parser(subparsers: Any) -> None:
                      "(default: runs/<--output file name without extension>)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output-dir from its "
                      "last finished epoch (default: start afresh)")
+    run.add_argument("--gsd", type=_gsd_metres, metavar="METRES", help="train at this pixel size in metres, "
+                     "recorded in the model: georeferenced images at another GSD are resampled to it (boxes "
+                     "scaled), plain PNG/JPEG taken to be at it (default: the --from model's GSD, else the "
+                     "images' common GSD from their transforms)")
     run.add_argument("--crop-size", type=positive_int, metavar="PX", help="train on random crops of this many "
                      "pixels a side (default: whole images)")
     opt = p.add_argument_group("optimisation")
@@ -109,7 +114,8 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--weight-decay", type=float, metavar="W", help=f"L2 weight penalty (default {d.weight_decay:g})")
     opt.add_argument("--augment", metavar="PRESET", help="augmentation preset: none, flip (flips and 90-degree "
                      "turns), default (flip + brightness/contrast), strong (+ scale jitter), robust (+ local "
-                     f"contrast, 0.5-2x rescale) (default: the {d.augment!r} preset)")
+                     f"contrast, 0.5-2x rescale), multiscale (default + 0.5-2x rescale: objects at half to twice their size) "
+                     f"(default: the {d.augment!r} preset)")
     opt.add_argument("--min-box-size", type=float, metavar="PX", help="boxes smaller than this many pixels a side "
                      f"after augmentation are dropped (default {d.min_box_size:g})")
     opt.add_argument("--seed", type=int, metavar="N", help=f"random seed of weights, augmentation and shuffling "
@@ -175,6 +181,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ..annotations import read_annotations
 
     options = gather_options(args)
+    from ..gsd import check_gsd
+
+    check_gsd(options.get("gsd"), "gsd")  # a --config value too, before anything is read
     check_train(options)  # torch-free: paths, destinations, --from, option combinations
     train_config = from_mapping(TrainConfig, {k: options[k] for k in _TRAIN_KEYS if k in options}, source="train options")
     output = Path(options["output"])
@@ -217,7 +226,7 @@ def run_train(args: argparse.Namespace) -> int:
             options["train"], options.get("val"), labels=labels, root_dir=options.get("root_dir"),
             val_root_dir=options.get("val_root_dir"), output_dir=output_dir, resume=bool(args.resume),
             crop_size=options.get("crop_size"), config=train_config, progress=not args.quiet,
-            provenance=_provenance(args, options, detector),
+            provenance=_provenance(args, options, detector), gsd=options.get("gsd"),
         )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
