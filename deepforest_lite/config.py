@@ -166,10 +166,7 @@ class PredictConfig:
             are merged (the lower-scoring one is removed).
         class_aware_merge: merge only boxes with the same label (DeepForest
             merges across labels).
-        batch_size: windows per forward pass; ``None`` (default) picks it for
-            the engine and device that run the model
-            (:func:`deepforest_lite.engines.default_batch_size`: 1 on the CPU,
-            4 on a GPU, chosen by measurement, see docs/performance.md).
+        batch_size: windows per forward pass.
         workers: DataLoader worker processes reading windows (0 = main process).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         precision: ``"fp32"`` or ``"bf16"`` (autocast; torch engine only).
@@ -195,7 +192,7 @@ class PredictConfig:
     patch_overlap: float = 0.05
     iou_threshold: float = 0.15
     class_aware_merge: bool = False
-    batch_size: int | None = None
+    batch_size: int = 4
     workers: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -220,8 +217,7 @@ class PredictConfig:
                 "0.05 means neighbouring windows share 5 % of their side."
             )
         _check_unit("iou_threshold", self.iou_threshold)
-        if self.batch_size is not None:
-            _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("batch_size", self.batch_size)
         if isinstance(self.workers, bool) or not isinstance(self.workers, numbers.Integral) or self.workers < 0:
             raise InvalidInputError(
                 f"workers must be a whole number >= 0, got {self.workers!r}; 0 reads windows in the main process."

@@ -59,21 +59,11 @@ __all__ = [
     "model_device",
     "onnxruntime_network",
     "cache_dir",
-    "default_batch_size",
-    "DEFAULT_BATCH_SIZES",
 ]
 
 #: onnxruntime's graph optimisation level (``"disable"``, ``"basic"``, ``"extended"``, ``"all"``); chosen by
 #: measurement, see docs/performance.md.
 ORT_OPTIMIZATION = "all"
-
-#: windows per forward pass when ``PredictConfig.batch_size`` is ``None``, by (engine, device type); chosen by
-#: measurement on a 2-core CPU (benchmarks/engine_settings.py, docs/performance.md): batches of 2 or 4 windows
-#: were no faster per window than single windows on either engine, for the bundled model at 400 px and a
-#: DeepForest-layout ResNet-50 at 800 px. GPUs keep batches of 4 (not measured here).
-DEFAULT_BATCH_SIZES: dict[tuple[str, str], int] = {("onnxruntime", "cpu"): 1, ("torch", "cpu"): 1}
-#: any other engine and device (CUDA, MPS)
-_OTHER_BATCH_SIZE = 4
 
 _LOG = logging.getLogger("deepforest_lite")
 #: weights hash -> onnxruntime network, most recently used last
@@ -150,21 +140,6 @@ def prepare_model(
     if resolve_engine(engine, device, precision) == "torch":
         return model
     return ExportedRetinaNet.view_of(model, onnxruntime_network(model, progress=progress))
-
-
-def default_batch_size(model: nn.Module, batch_size: int | None = None) -> int:
-    """Windows per forward pass for ``model`` as :func:`prepare_model` returned it.
-
-    An explicit ``batch_size`` is returned as it is; ``None`` picks
-    :data:`DEFAULT_BATCH_SIZES` for the engine that runs the model
-    (``"onnxruntime"`` for an :class:`ExportedRetinaNet` on onnxruntime,
-    ``"torch"`` otherwise) and the device its weights are on (4 where the
-    table has no entry, e.g. CUDA).
-    """
-    if batch_size is not None:
-        return int(batch_size)
-    engine = model.engine if isinstance(model, ExportedRetinaNet) else "torch"
-    return DEFAULT_BATCH_SIZES.get((engine, model_device(model).type), _OTHER_BATCH_SIZE)
 
 
 # --------------------------------------------------------------------------- the RetinaNet around a network
