@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=8, help="windows timed per setting and round (a multiple of 4)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (0: compare boxes only)")
     parser.add_argument("--settings", default=ALL)
+    parser.add_argument("--size", type=int, default=None, help="side of the benchmark raster (default max(2000, 3 windows))")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "deepforest_lite_bench")
     args = parser.parse_args(argv)
 
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         det, name = dfl.load_model(args.model, device="cpu"), args.model
     base = det.model.eval()
 
-    raster = build_raster(max(2000, 3 * args.patch_size), args.cache_dir)
+    raster = build_raster(args.size or max(2000, 3 * args.patch_size), args.cache_dir)
     with RasterSource(raster) as source:
         grid = window_grid(source.height, source.width, args.patch_size, 0.05)
         picked = grid[:: max(1, len(grid) // (2 * args.windows))][: 2 * args.windows]
