@@ -87,7 +87,6 @@ def deepforest_r50_folder(root: Path) -> Path:
 def fold_batchnorm(model):
     """A copy of ``model`` with each batch norm (BatchNorm2d or FrozenBatchNorm2d) after a convolution
     in the backbone's ResNet folded into that convolution (eval-mode arithmetic)."""
-    import torch
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_weights
 
@@ -130,7 +129,7 @@ class ChannelsLast:
         )
 
 
-def ort_model(base, onnx_path: Path, threads: int | None, optimization: str | None, engine: str = "onnxruntime"):
+def ort_model(base, onnx_path: Path, threads: int | None, optimization: str | None):
     from deepforest_lite.engines import ExportedRetinaNet, OnnxRuntimeNetwork
 
     return ExportedRetinaNet.view_of(base, OnnxRuntimeNetwork(onnx_path, threads=threads, optimization=optimization))
@@ -184,7 +183,12 @@ def build(setting: str, base, onnx_path: Path, windows, work: Path):
             quantize_dynamic(onnx_path, out, weight_type=QuantType.QInt8)
         return ort_model(base, out, threads, level), batch, default_threads
     if kind == "int8static":
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         out = work / "int8static.onnx"
         if not out.is_file():
