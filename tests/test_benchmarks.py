@@ -47,3 +47,16 @@ def test_train_step_benchmark(tmp_path, precision):
                "--precision", precision, cwd=tmp_path)
     assert out["precision"] == precision and out["head_norm"] == "group"
     assert out["seconds_per_step"] > 0 and out["images_per_second"] > 0
+
+
+def test_engine_settings_benchmark_checks_boxes_against_torch(tmp_path):
+    out = _run("engine_settings.py", "--model", "bundled", "--size", "800", "--windows", "4", "--rounds", "1",
+               "--settings", "torch-b1,torch-fold-b1,ort-b2", "--cache-dir", str(tmp_path), cwd=tmp_path)
+    assert out["windows"] == 4 and out["rounds"] == 1 and out["reference_boxes"] > 0
+    assert list(out["settings"]) == ["torch-b1", "torch-fold-b1", "ort-b2"]
+    for name, setting in out["settings"].items():
+        assert len(setting["windows_per_s"]) == 1 and setting["windows_per_s"][0] > 0, name
+        # folding batch norm and onnxruntime keep torch's boxes
+        assert setting["identical"] and setting["boxes"] == out["reference_boxes"], name
+        assert setting["matched_fraction"] == 1.0, name
+    assert out["settings"]["torch-b1"]["ratio_to_torch-b1"] == 1.0
