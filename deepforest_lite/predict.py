@@ -260,7 +260,7 @@ def predict_tile(
         if checkpoint is not None:
             store = _window_checkpoint(model, label_map, config, source, grid, model_gsd, checkpoint, checkpoint_seconds)
         model = prepare_model(model, config.engine, config.precision, device, progress=bool(progress))
-        bar_name: Any = name if progress is True else (progress or None)
+        bar_name: Any = name if progress is True else (None if progress is False or progress is None else progress)
         found = _run_windows(model, source, config, device, bar_name, grid, store)
         table = found.table(label_map, image_path)
         if grid is not None:  # window boxes from network pixels to raster pixels

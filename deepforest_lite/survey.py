@@ -154,7 +154,7 @@ def footprint(source: Any) -> tuple[str, str]:
 
     if source.crs is None:
         return "", shapely.box(0, 0, source.width, source.height).wkt
-    south, west, north, east = array_bounds(source.height, source.width, source.transform)
+    west, south, east, north = array_bounds(source.height, source.width, source.transform)
     epsg = source.crs.to_epsg()
     name = f"EPSG:{epsg}" if epsg is not None else source.crs.to_wkt()
     return name, shapely.box(west, south, east, north).wkt
