@@ -209,4 +209,4 @@ def write_catalogue(rows: Sequence[CatalogueRow], path: str | os.PathLike) -> st
         shape = gpd.GeoSeries([shapely.from_wkt(wkt)], crs=crs).to_crs("EPSG:4326")
         geometries.append(shape.iloc[0])
     frame = gpd.GeoDataFrame(table, geometry=geometries, crs="EPSG:4326")
-    return atomic_write(path, lambda tmp: frame.to_file(tmp, driver="GPKG"))
+    return atomic_write(path, lambda tmp: frame.to_file(tmp, driver="GPKG", layer="index"))

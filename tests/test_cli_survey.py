@@ -1,0 +1,100 @@
+"""``predict`` at survey scale: many inputs, catalogue, merged file, --mosaic, mid-raster resume, one bar."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import torch
+
+from deepforest_lite.cli import main
+from deepforest_lite.survey import expand_inputs
+from test_cli_predict import PATCH, cli, fails, model_file, one_thread  # noqa: F401  (fixtures)
+from test_mosaic import cut
+
+
+@pytest.fixture
+def make_raster(make_raster, tmp_path):
+    """``make_raster`` that creates the folders of the name first."""
+
+    def make(name, **kwargs):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        return make_raster(name, **kwargs)
+
+    return make
+
+
+def test_inputs_expand_from_globs_folders_and_lists(make_raster, tmp_path) -> None:
+    a, b = make_raster("tiles/a.tif").path, make_raster("tiles/b.tif").path
+    c = make_raster("tiles/sub/c.png").path
+    (tmp_path / "tiles" / "notes.txt").write_text("not a raster")
+    listing = tmp_path / "lists" / "l.txt"
+    listing.parent.mkdir()
+    listing.write_text("# survey\n\n../tiles/b.tif\n" + str(c) + "\n")
+    assert expand_inputs([str(tmp_path / "tiles")]) == [str(a), str(b)]  # not recursive, rasters only
+    assert expand_inputs([str(tmp_path / "tiles" / "**" / "*.*g")]) == [str(c)]
+    assert expand_inputs([f"@{listing}"]) == [os.path.join(str(listing.parent), "../tiles/b.tif"), str(c)]
+    assert expand_inputs([str(a), str(tmp_path / "tiles" / "*.tif")]) == [str(a), str(a), str(b)]
+
+
+def test_input_mistakes_are_one_line_before_the_model_loads(make_raster, tmp_path, capsys) -> None:
+    make_raster("tiles/a.tif")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.txt").write_text("# nothing\n\n")
+    (tmp_path / "never_loaded.pt").write_bytes(b"not a checkpoint")  # loading it would fail otherwise
+    out = ["--output-dir", tmp_path / "o", "--model", tmp_path / "never_loaded.pt"]
+    cases = {
+        "matches no file": [tmp_path / "tiles" / "*.jp2"],
+        "holds no raster": [tmp_path / "empty"],
+        "does not exist": [f"@{tmp_path / 'missing.txt'}"],
+        "names no raster": [f"@{tmp_path / 'blank.txt'}"],
+        "more than once": [tmp_path / "tiles", tmp_path / "tiles" / "a.tif"],
+    }
+    for words, rasters in cases.items():
+        message = fails(capsys, "predict", *rasters, *out)
+        assert words in message, (words, message)
+    assert "--merged only applies" in fails(capsys, "predict", tmp_path / "tiles", "--output", tmp_path / "x.csv",
+                                            "--merged", tmp_path / "m.csv")
+    assert not (tmp_path / "o").exists()
+
+
+def test_merged_file_of_a_survey_and_crs_rules(make_raster, model_file, tmp_path, capsys) -> None:
+    make_raster("s/a.tif"), make_raster("s/b.tif", seed=1)
+    make_raster("z/c.tif", crs="EPSG:32616", origin=(600000.0, 3300000.0))
+    out = tmp_path / "out"
+    assert cli("predict", tmp_path / "s", "--model", model_file, "--output-dir", out, *PATCH, "--quiet",
+               "--merged", tmp_path / "all.gpkg", "--index", "gpkg") == 0
+    merged = gpd.read_file(tmp_path / "all.gpkg")
+    per = {n: gpd.read_file(out / f"{n}.gpkg") for n in ("a", "b")}
+    assert merged["image_path"].value_counts().to_dict() == {"a.tif": len(per["a"]), "b.tif": len(per["b"])}
+    assert merged.crs.to_epsg() == 32617
+    index = gpd.read_file(out / "index.gpkg")
+    assert index.crs.to_epsg() == 4326 and index["status"].tolist() == ["done", "done"]
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(32617, 4326, always_xy=True).transform(
+        [400000.0, 400150.0, 400150.0, 400000.0], [3299950.0, 3299950.0, 3300000.0, 3300000.0])
+    expected = (min(lon), min(lat), max(lon), max(lat))  # the raster's corners in lon/lat
+    assert index.geometry.iloc[0].bounds == pytest.approx(expected, abs=1e-9)
+    # a raster in another UTM zone: refused for one vector file unless --crs reprojects everything
+    both = [tmp_path / "s", tmp_path / "z"]
+    message = fails(capsys, "predict", *both, "--model", model_file, "--output-dir", out, "--merged", tmp_path / "x.gpkg")
+    assert "different CRSs" in message and not (out / "c.gpkg").exists()
+    assert cli("predict", *both, "--model", model_file, "--output-dir", out, *PATCH, "--quiet",
+               "--merged", tmp_path / "all4326.gpkg", "--crs", "EPSG:4326") == 0
+    wgs = gpd.read_file(tmp_path / "all4326.gpkg")
+    assert wgs.crs.to_epsg() == 4326 and set(wgs["image_path"]) == {"a.tif", "b.tif", "c.tif"}
+    assert cli("predict", *both, "--model", model_file, "--output-dir", out, "--quiet", *PATCH,
+               "--merged", tmp_path / "all.csv") == 0  # a CSV keeps each file's own CRS
+    table = pd.read_csv(tmp_path / "all.csv")
+    assert table.groupby("image_path")["map_crs"].first().to_dict() == {  # c.gpkg was written with --crs EPSG:4326
+        "a.tif": "EPSG:32617", "b.tif": "EPSG:32617", "c.tif": "EPSG:4326"}
+    index = pd.read_csv(out / "index.csv")  # the default catalogue of the later runs
+    assert index["status"].tolist() == ["skipped"] * 3 and index["crs"].tolist()[2] == "EPSG:32616"
