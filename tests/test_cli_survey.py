@@ -98,3 +98,64 @@ def test_merged_file_of_a_survey_and_crs_rules(make_raster, model_file, tmp_path
         "a.tif": "EPSG:32617", "b.tif": "EPSG:32617", "c.tif": "EPSG:4326"}
     index = pd.read_csv(out / "index.csv")  # the default catalogue of the later runs
     assert index["status"].tolist() == ["skipped"] * 3 and index["crs"].tolist()[2] == "EPSG:32616"
+
+
+def test_mosaic_of_four_tiles_gives_the_uncut_rasters_boxes(make_raster, model_file, tmp_path, capsys) -> None:
+    whole = make_raster("whole.tif")
+    cut(whole.path, tmp_path / "tiles")
+    assert cli("predict", whole.path, "--model", model_file, "--output", tmp_path / "whole.gpkg", *PATCH, "--quiet") == 0
+    assert cli("predict", tmp_path / "tiles", "--mosaic", "--model", model_file, "--output", tmp_path / "m.gpkg",
+               *PATCH, "--quiet") == 0
+    expected, mosaic = gpd.read_file(tmp_path / "whole.gpkg"), gpd.read_file(tmp_path / "m.gpkg")
+    columns = ["map_xmin", "map_ymin", "map_xmax", "map_ymax", "label", "score"]
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(pd.DataFrame(mosaic[columns]), pd.DataFrame(expected[columns]))
+    assert set(mosaic["image_path"]) <= {"a.tif", "b.tif", "c.tif", "d.tif"}
+    assert cli("predict", tmp_path / "tiles", "--mosaic", "--model", model_file, "--output-dir", tmp_path / "o",
+               *PATCH, "--quiet") == 0
+    assert sorted(os.listdir(tmp_path / "o")) == ["index.csv", "mosaic.gpkg"]
+    assert len(gpd.read_file(tmp_path / "o" / "mosaic.gpkg")) == len(expected)
+    other = make_raster("utm16.tif", crs="EPSG:32616")
+    message = fails(capsys, "predict", tmp_path / "tiles", other.path, "--mosaic", "--model", model_file,
+                    "--output", tmp_path / "never.gpkg")
+    assert "one CRS" in message and not (tmp_path / "never.gpkg").exists()
+
+
+def test_a_killed_cli_run_resumes_mid_raster(make_raster, model_file, tmp_path, monkeypatch, capsys) -> None:
+    import deepforest_lite.predict as predict_module
+
+    r = make_raster("r.tif")
+    args = ["predict", r.path, "--model", model_file, "--patch-size", "64", "--batch-size", "2", "--engine", "torch",
+            "--checkpoint-every", "0", "--quiet"]
+    assert cli(*args, "--output", tmp_path / "once.csv") == 0
+    original, calls = predict_module.run_model, []
+
+    def dies_after_four(*a, **k):
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM of a batch scheduler turned into one
+        calls.append(1)
+        return original(*a, **k)
+
+    monkeypatch.setattr(predict_module, "run_model", dies_after_four)
+    out = tmp_path / "out"
+    assert cli(*args, "--output-dir", out) == 130
+    assert sorted(os.listdir(out)) == ["r.gpkg.partial.npz"]  # no box file, the windows done so far
+    monkeypatch.setattr(predict_module, "run_model", original)
+    calls.clear()
+    monkeypatch.setattr(predict_module, "run_model", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    assert cli(*args, "--output-dir", out) == 0
+    assert len(calls) == 10 - 4  # 20 windows in batches of 2, 4 batches were done
+    assert sorted(os.listdir(out)) == ["index.csv", "r.gpkg"]  # the checkpoint is gone
+    index = pd.read_csv(out / "index.csv")
+    assert index["status"].tolist() == ["resumed"]
+    resumed = gpd.read_file(out / "r.gpkg")
+    once = pd.read_csv(tmp_path / "once.csv")
+    assert resumed["score"].tolist() == once["score"].tolist() and resumed["xmin"].tolist() == once["xmin"].tolist()
+
+
+def test_one_progress_bar_over_all_rasters(make_raster, model_file, tmp_path, capsys) -> None:
+    a, b = make_raster("a.tif"), make_raster("b.tif")
+    assert cli("predict", a.path, b.path, "--model", model_file, "--output-dir", tmp_path / "o", "--patch-size", "128") == 0
+    err = capsys.readouterr().err
+    assert "12/12" in err and "6/12" in err and "b.tif" in err and "window/s" in err  # 2 x 6 windows, one bar
+    assert "6/6" not in err
