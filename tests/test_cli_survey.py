@@ -159,3 +159,38 @@ def test_one_progress_bar_over_all_rasters(make_raster, model_file, tmp_path, ca
     err = capsys.readouterr().err
     assert "12/12" in err and "6/12" in err and "b.tif" in err and "window/s" in err  # 2 x 6 windows, one bar
     assert "6/6" not in err
+
+
+@pytest.mark.slow
+def test_killed_with_sigkill_at_random_points_resumes_to_the_same_file(make_raster, model_file, tmp_path) -> None:
+    """A real process killed (SIGKILL, no chance to clean up) at random moments; each rerun goes on from the checkpoint."""
+    r = make_raster("big.tif", width=900, height=600)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(__import__("pathlib").Path(__file__).parent.parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "deepforest_lite.cli", "predict", str(r.path), "--model", model_file,
+               "--patch-size", "64", "--batch-size", "2", "--engine", "torch", "--checkpoint-every", "0", "--quiet"]
+    once = tmp_path / "once"
+    subprocess.run([*command, "--output-dir", str(once)], env=env, check=True, timeout=600, capture_output=True)
+    out = tmp_path / "out"
+    ckpt = out / "big.gpkg.partial.npz"
+    rng = random.Random(12)
+    kills = 0
+    for _ in range(3):
+        process = subprocess.Popen([*command, "--output-dir", str(out)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not ckpt.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+        if (out / "big.gpkg").exists():
+            break
+    assert kills >= 1
+    subprocess.run([*command, "--output-dir", str(out)], env=env, check=True, timeout=600, capture_output=True)
+    assert not ckpt.exists() and not [n for n in os.listdir(out) if n.endswith(".tmp")]
+    a, b = gpd.read_file(once / "big.gpkg"), gpd.read_file(out / "big.gpkg")
+    pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")), pd.DataFrame(b.drop(columns="geometry")))
+    assert a.geometry.equals(b.geometry)
