@@ -43,13 +43,20 @@ the raster's CRS.
 
 --plot: with one raster, a PNG file to draw the boxes on; with several
 rasters, a folder that receives one STEM.png per raster predicted.
+
+Surveys: RASTER may be a file, a glob, a folder or @list.txt. --output-dir
+also writes the catalogue DIR/index.csv (--index gpkg: index.gpkg) and, with
+--merged FILE, one file of all boxes. Finished windows are checkpointed beside
+the output (OUT.partial.npz, every --checkpoint-every seconds), so rerunning a
+killed command resumes mid-raster to the same result. --mosaic predicts
+adjacent tiles of one survey as one seamless raster.
 """
 
 _EPILOG = """\
 examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
-  deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
-  deepforest-lite predict ortho.tif --model tree.onnx --output trees.gpkg
+  deepforest-lite predict 'survey/**/*.tif' --model my_model.pt --output-dir predictions/ --merged all.gpkg
+  deepforest-lite predict site_tiles/ --mosaic --output site.gpkg
 """
 
 
@@ -172,13 +179,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--merged", metavar="FILE",
         help="with --output-dir, also one file of every raster's boxes (.gpkg, .geojson, .shp, .csv); rasters in "
-        "different CRSs need --crs to reproject them into a vector file (a .csv keeps each box's CRS in map_crs)",
+        "different CRSs need --crs to reproject them into a vector file (a .csv keeps each file's CRS in map_crs) "
+        "(default: no merged file)",
     )
     parser.add_argument(
         "--mosaic", action="store_true",
         help="treat the rasters as adjacent tiles of one survey (same CRS and pixel size): one virtual raster, "
         "windows across tile edges read from every tile, boxes merged once; each box is given to the tile "
-        "holding its centre (image_path, tile pixels). Writes --output, or DIR/mosaic.EXT with --output-dir",
+        "holding its centre (image_path, tile pixels). Writes --output, or DIR/mosaic.EXT with --output-dir "
+        "(default: each raster on its own)",
     )
     parser.add_argument(
         "--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
