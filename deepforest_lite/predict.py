@@ -323,6 +323,8 @@ def _run_windows(
     windows = _grid_windows(source, config, grid)
     found = _WindowBoxes(windows=len(windows))
     start = found.restore(store.load()) if store is not None else 0
+    if store is not None:
+        store.saved_windows = start
     dataset = WindowDataset(source, windows[start:], out_shape=None if grid is None else grid.out_shape)
     if isinstance(source, RasterSource):
         source.close()  # workers (and this process, on its first read) open their own handles

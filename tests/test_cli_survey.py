@@ -163,7 +163,8 @@ def test_one_progress_bar_over_all_rasters(make_raster, model_file, tmp_path, ca
 
 @pytest.mark.slow
 def test_killed_with_sigkill_at_random_points_resumes_to_the_same_file(make_raster, model_file, tmp_path) -> None:
-    """A real process killed (SIGKILL, no chance to clean up) at random moments; each rerun goes on from the checkpoint."""
+    """A real process stopped at random moments (first SIGTERM, as a scheduler sends, then SIGKILL, no chance to
+    clean up); each rerun goes on from the checkpoint."""
     r = make_raster("big.tif", width=900, height=600)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(__import__("pathlib").Path(__file__).parent.parent),
                                                        os.environ.get("PYTHONPATH", "")]))
@@ -175,7 +176,7 @@ def test_killed_with_sigkill_at_random_points_resumes_to_the_same_file(make_rast
     ckpt = out / "big.gpkg.partial.npz"
     rng = random.Random(12)
     kills = 0
-    for _ in range(3):
+    for round_ in range(3):
         process = subprocess.Popen([*command, "--output-dir", str(out)], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
@@ -183,9 +184,11 @@ def test_killed_with_sigkill_at_random_points_resumes_to_the_same_file(make_rast
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.5))
         if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
+            process.send_signal(signal.SIGTERM if round_ == 0 else signal.SIGKILL)
             kills += 1
-        process.wait(timeout=60)
+        code = process.wait(timeout=60)
+        if round_ == 0 and kills:
+            assert code == 130 and ckpt.exists()  # stopped like Ctrl-C, the windows done are saved
         if (out / "big.gpkg").exists():
             break
     assert kills >= 1

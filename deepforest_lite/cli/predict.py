@@ -336,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     detector = _load_detector(args)
     bar = _survey_bar(detector, jobs, config, args)
+    previous = _terminate_as_interrupt()
     try:
         if args.output_dir is not None:
             for raster, target, source in jobs:
@@ -356,10 +357,14 @@ def run(args: argparse.Namespace) -> int:
 
         tables = []
         for raster, _, source in jobs:
-            table = _predict(detector, source, config, args, _checkpoint_path(args.output, raster), bar)
+            table = _predict(detector, source, config, args, _checkpoint_path(args.output, raster, args.mosaic), bar)
             tables.append(source.assign(table) if args.mosaic else table)
             _plot(raster, tables[-1], args.plot, plot_dir)
     finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
         if catalogue is not None:
@@ -371,11 +376,26 @@ def run(args: argparse.Namespace) -> int:
     combined = _combine(tables, ext, args.crs)
     _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
     for raster, _, _ in jobs:
-        _remove_checkpoint(_checkpoint_path(args.output, raster))
+        _remove_checkpoint(_checkpoint_path(args.output, raster, args.mosaic))
     scales = "; ".join(dict.fromkeys(_scale_note(t) for t in tables if _scale_note(t)))
     print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''}"
           + (f"; {scales}" if scales else "") + ")")
     return 0
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (what SLURM and most schedulers send before a kill) stops the run like Ctrl-C,
+    so the window checkpoint is saved on the way out; returns the handler it replaced (``None``: none set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM); rerun the same command to resume")
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _say(text: str, bar: Any) -> None:
@@ -386,22 +406,18 @@ def _say(text: str, bar: Any) -> None:
         bar.write(text, file=sys.stdout)
 
 
-def _checkpoint_path(output: str, raster: str | None) -> str:
+def _checkpoint_path(output: str, raster: str | None, mosaic: bool = False) -> str:
     """The window checkpoint beside an output: ``OUT.partial.npz`` (``OUT.STEM.partial.npz`` with ``--output``)."""
     from ..resume import CHECKPOINT_SUFFIX
 
     if raster is None:
         return output + CHECKPOINT_SUFFIX
-    return f"{output}.{Path(raster).stem if raster != _MOSAIC else 'mosaic'}{CHECKPOINT_SUFFIX}"
+    return f"{output}.{'mosaic' if mosaic else Path(raster).stem}{CHECKPOINT_SUFFIX}"
 
 
 def _remove_checkpoint(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-
-
-#: the ``raster`` name of the one job of a ``--mosaic`` run
-_MOSAIC = "mosaic"
 
 
 def _plan_mosaic(rasters: list[str], args: argparse.Namespace) -> tuple[list[tuple[str, str | None, Any]], list[Any]]:
