@@ -66,13 +66,16 @@ _EXPORTS: dict[str, str] = {
     # tiled prediction
     "WindowDataset": "dataset",
     "collate_windows": "dataset",
+    # survey-scale prediction
+    "expand_inputs": "survey",
+    "MosaicSource": "mosaic",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 _SUBMODULES = frozenset(
     """annotations augment boxes checkpoint cli compat config data dataset detector engines errors evaluate export geo merge
-    model predict preprocess raster train visualize windows""".split()
+    model mosaic predict preprocess raster resume survey train visualize windows""".split()
 )
 
 
@@ -132,3 +135,5 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .raster import RasterSource, read_image
     from .visualize import plot_precision_recall, plot_predictions
     from .windows import Window, window_grid
+    from .mosaic import MosaicSource
+    from .survey import expand_inputs

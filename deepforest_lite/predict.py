@@ -15,11 +15,12 @@ and georeferenced rasters get map coordinates (:mod:`deepforest_lite.geo`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -157,8 +158,10 @@ def predict_tile(
     config: PredictConfig | None = None,
     *,
     image_path: str | None = None,
-    progress: bool = True,
+    progress: bool | Any = True,
     model_gsd: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 30.0,
 ) -> pd.DataFrame:
     """Detect objects in a raster of any size, window by window.
 
@@ -205,6 +208,15 @@ def predict_tile(
             pixels (:mod:`deepforest_lite.gsd`); boxes come back in raster
             pixels. A raster without a usable GSD is used as it is, with a
             :class:`~deepforest_lite.gsd.GSDWarning`.
+        checkpoint: a ``.npz`` file for the boxes of finished windows
+            (:mod:`deepforest_lite.resume`), or ``None`` for none. It is saved
+            atomically after whole batches, at most every ``checkpoint_seconds``
+            (0: after every batch), and when the run is interrupted; a run
+            finding a checkpoint with a matching key (same model, settings,
+            raster and grid) goes on after its windows and returns exactly
+            what an uninterrupted run returns. The file is left in place: the
+            caller removes it once the result is written.
+        checkpoint_seconds: the least time in seconds between two saves.
 
     Returns:
         A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in
@@ -216,7 +228,8 @@ def predict_tile(
         ``"windows"`` (grid size) and ``"empty_windows"`` (windows skipped),
         and the scale used (:meth:`deepforest_lite.gsd.Scale.attrs`:
         ``model_gsd``, ``raster_gsd``, ``raster_gsd_source``, ``rescaled``,
-        ``scale`` in network px per raster px). Nothing found is an empty table with these columns.
+        ``scale`` in network px per raster px); with ``checkpoint``, also
+        ``"resumed_windows"`` (windows taken from the checkpoint, 0 if none). Nothing found is an empty table with these columns.
 
     Raises:
         ImageReadError: the file is missing or unreadable.
@@ -241,10 +254,14 @@ def predict_tile(
         if georeferenced:
             check_north_up(source.transform)  # fail before the long part, not after it
         device = resolve_device(config.device)
-        model = prepare_model(model, config.engine, config.precision, device, progress=progress)
         name = image_path or ("array" if isinstance(source, np.ndarray) else os.path.basename(source.path))
         scale, grid = _plan_grid(source, config, model_gsd, name)
-        found = _run_windows(model, source, config, device, name if progress else None, grid)
+        store = None
+        if checkpoint is not None:
+            store = _window_checkpoint(model, label_map, config, source, grid, model_gsd, checkpoint, checkpoint_seconds)
+        model = prepare_model(model, config.engine, config.precision, device, progress=bool(progress))
+        bar_name: Any = name if progress is True else (None if progress is False or progress is None else progress)
+        found = _run_windows(model, source, config, device, bar_name, grid, store)
         table = found.table(label_map, image_path)
         if grid is not None:  # window boxes from network pixels to raster pixels
             kx, ky = grid.to_raster
@@ -254,6 +271,8 @@ def predict_tile(
         if georeferenced:
             merged = boxes_to_map(merged, source.transform, source.crs)
         merged.attrs.update(windows=found.windows, empty_windows=found.empty, **scale.attrs(grid))
+        if store is not None:
+            merged.attrs["resumed_windows"] = found.resumed
         return merged
     finally:
         if opened:
@@ -283,13 +302,17 @@ def _run_windows(
     source: RasterSource | np.ndarray,
     config: PredictConfig,
     device: torch.device,
-    progress_name: str | None,
+    progress_name: Any,
     grid: ScaledGrid | None = None,
+    store: Any = None,
 ) -> _WindowBoxes:
     """Read the grid's windows through a DataLoader, run the model on batches, keep the boxes.
 
-    ``progress_name`` labels the progress bar; ``None`` shows none. ``grid``:
+    ``progress_name`` labels the progress bar; ``None`` shows none; a tqdm bar
+    given instead is advanced (a bar shared by many rasters). ``grid``:
     resampled windows (boxes stay in network pixels of each window here).
+    ``store``: a :class:`~deepforest_lite.resume.WindowCheckpoint` to resume
+    from and save to, or ``None``.
     """
     import rasterio
     from torch.utils.data import DataLoader
@@ -297,10 +320,12 @@ def _run_windows(
 
     from .dataset import WindowDataset, collate_windows
 
-    if grid is None:
-        dataset = WindowDataset(source, patch_size=config.patch_size, patch_overlap=config.patch_overlap)
-    else:
-        dataset = WindowDataset(source, grid.windows, out_shape=grid.out_shape)
+    windows = _grid_windows(source, config, grid)
+    found = _WindowBoxes(windows=len(windows))
+    start = found.restore(store.load()) if store is not None else 0
+    if store is not None:
+        store.saved_windows = start
+    dataset = WindowDataset(source, windows[start:], out_shape=None if grid is None else grid.out_shape)
     if isinstance(source, RasterSource):
         source.close()  # workers (and this process, on its first read) open their own handles
     loader = DataLoader(
@@ -312,19 +337,61 @@ def _run_windows(
         pin_memory=device.type == "cuda",
         worker_init_fn=_setup_reader_process,
     )
-    found = _WindowBoxes(windows=len(dataset))
-    bar = tqdm(
-        total=len(dataset), desc=progress_name, unit="window", file=sys.stderr, disable=progress_name is None
-    )
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), bar:
-        for batch in loader:
-            if batch.images:
-                detections = run_model(model, batch.images, config.precision)
-                for detection, window in zip(detections, batch.windows):
-                    found.add(detection, window)
-            found.empty += len(batch.skipped)
-            bar.update(batch.size)
+    if progress_name is not None and not isinstance(progress_name, str):
+        bar, own = progress_name, contextlib.nullcontext()
+        bar.update(start)
+    else:
+        bar = tqdm(
+            total=len(windows), initial=start, desc=progress_name, unit="window", file=sys.stderr,
+            disable=progress_name is None,
+        )
+        own = bar
+    done = start
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), own:
+        try:
+            for batch in loader:
+                if batch.images:
+                    detections = run_model(model, batch.images, config.precision)
+                    for detection, window in zip(detections, batch.windows):
+                        found.add(detection, window)
+                found.empty += len(batch.skipped)
+                done += batch.size
+                bar.update(batch.size)
+                if store is not None and done < len(windows) and store.due():
+                    found.save(store, done)
+        except BaseException:
+            if store is not None and done > store.saved_windows:
+                found.save(store, done)  # Ctrl-C, SIGTERM turned into an exception, a failed read
+            raise
+    if store is not None and done > store.saved_windows:
+        found.save(store, done)  # complete: a crash while writing the output loses nothing
     return found
+
+
+def _grid_windows(source: RasterSource | np.ndarray, config: PredictConfig, grid: ScaledGrid | None) -> list[Window]:
+    from .windows import window_grid
+
+    if grid is not None:
+        return list(grid.windows)
+    height, width = source.shape[:2]
+    return window_grid(height, width, config.patch_size, config.patch_overlap)
+
+
+def _window_checkpoint(
+    model: nn.Module, label_map: LabelMap, config: PredictConfig, source: RasterSource | np.ndarray,
+    grid: ScaledGrid | None, model_gsd: float | None, path: str | os.PathLike, seconds: float,
+) -> Any:
+    """The :class:`~deepforest_lite.resume.WindowCheckpoint` of this raster, model and settings."""
+    import dataclasses
+
+    from .resume import WindowCheckpoint, checkpoint_key
+
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise InvalidInputError(f"checkpoint_seconds must be a number of seconds >= 0, got {seconds!r}; e.g. 30.")
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
+    settings.update(model_gsd=model_gsd, out_shape=None if grid is None else list(grid.out_shape))
+    key = checkpoint_key(model, list(label_map.names), settings, source, _grid_windows(source, config, grid))
+    return WindowCheckpoint(path, key, seconds)
 
 
 def _setup_reader_process(worker_id: int = 0) -> None:
@@ -356,6 +423,7 @@ class _WindowBoxes:
     def __init__(self, windows: int) -> None:
         self.windows = windows
         self.empty = 0
+        self.resumed = 0
         self.boxes: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.scores: list[np.ndarray] = []
@@ -369,6 +437,19 @@ class _WindowBoxes:
         self.labels.append(detection["labels"].detach().cpu().numpy().reshape(-1))
         self.scores.append(detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1))
         self.offsets.append(np.tile(np.array([[window.col_off, window.row_off]], np.float64), (len(boxes), 1)))
+
+    def restore(self, state: dict[str, Any] | None) -> int:
+        """Take the boxes of a checkpoint's finished windows; returns how many windows it holds."""
+        if state is None:
+            return 0
+        self.empty = state["empty"]
+        self.boxes, self.labels = list(state["boxes"]), list(state["labels"])
+        self.scores, self.offsets = list(state["scores"]), list(state["offsets"])
+        self.resumed = state["next"]
+        return self.resumed
+
+    def save(self, store: Any, done: int) -> None:
+        store.save(done, self.empty, self.boxes, self.labels, self.scores, self.offsets)
 
     def table(self, label_map: LabelMap, image_path: str | None) -> pd.DataFrame:
         """Window boxes with their window offsets (:data:`merge.OFFSET_COLUMNS`)."""

@@ -78,7 +78,7 @@ def test_output_dir_one_file_per_raster_and_resume_skips_finished_ones(
     a, b = make_raster("a.tif"), make_raster("b.png")
     out = tmp_path / "out"
     assert cli("predict", a.path, b.path, "--model", model_file, "--output-dir", out, *PATCH, "--quiet") == 0
-    assert sorted(os.listdir(out)) == ["a.gpkg", "b.csv"]  # gpkg when georeferenced, csv otherwise
+    assert sorted(os.listdir(out)) == ["a.gpkg", "b.csv", "index.csv"]  # gpkg when georeferenced, csv otherwise
     assert calls == ["a.tif", "b.png"]
     gpkg = gpd.read_file(out / "a.gpkg")
     assert gpkg.crs.to_epsg() == 32617 and len(gpkg) > 0 and set(gpkg["image_path"]) == {"a.tif"}
@@ -86,10 +86,10 @@ def test_output_dir_one_file_per_raster_and_resume_skips_finished_ones(
     printed = capsys.readouterr().out
     assert f"wrote {out / 'a.gpkg'} ({len(gpkg)} boxes, 2 windows, raster " in printed  # then the scale used
 
-    mtimes = {name: os.stat(out / name).st_mtime_ns for name in os.listdir(out)}
+    mtimes = {name: os.stat(out / name).st_mtime_ns for name in ("a.gpkg", "b.csv")}
     assert cli("predict", a.path, b.path, "--model", model_file, "--output-dir", out, *PATCH) == 0
     assert calls == ["a.tif", "b.png"]  # the model was not run again
-    assert {name: os.stat(out / name).st_mtime_ns for name in os.listdir(out)} == mtimes
+    assert {name: os.stat(out / name).st_mtime_ns for name in ("a.gpkg", "b.csv")} == mtimes
     printed = capsys.readouterr()
     assert f"skipping {a.path}: {out / 'a.gpkg'} exists" in printed.out
     assert f"skipping {b.path}: {out / 'b.csv'} exists" in printed.out
@@ -99,7 +99,15 @@ def test_output_dir_one_file_per_raster_and_resume_skips_finished_ones(
     assert cli("predict", a.path, b.path, "--model", model_file, "--output-dir", out, *PATCH, "--quiet") == 0
     assert calls == ["a.tif", "b.png", "b.png"]
     assert os.stat(out / "a.gpkg").st_mtime_ns == mtimes["a.gpkg"]
-    assert sorted(os.listdir(out)) == ["a.gpkg", "b.csv"]  # no temporary files left
+    assert sorted(os.listdir(out)) == ["a.gpkg", "b.csv", "index.csv"]  # no temporary files or checkpoints left
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    assert index["raster"].tolist() == [str(a.path), str(b.path)]  # in the order given
+    assert index["status"].tolist() == ["skipped", "done"]
+    assert index["boxes"].tolist() == [len(gpkg), len(pd.read_csv(out / "b.csv"))]
+    assert index["crs"].tolist() == ["EPSG:32617", ""] and index["output"].tolist() == [str(out / "a.gpkg"), str(out / "b.csv")]
+    assert index["footprint"].iloc[0] == "POLYGON ((400150 3299950, 400150 3300000, 400000 3300000, 400000 3299950, 400150 3299950))"
+    assert index["model"].iloc[1] == model_file and index["engine"].iloc[1] == "auto on cpu"
+    assert float(index["seconds"].iloc[1]) > 0 and index["windows"].tolist() == [2, 2]
 
 
 def test_several_rasters_into_one_file(make_raster, model_file, tmp_path) -> None:

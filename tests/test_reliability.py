@@ -397,7 +397,7 @@ def test_output_dir_redoes_empty_or_unreadable_outputs_and_removes_leftovers(wor
     (leftover_dir / "ortho.gpkg").write_bytes(b"half")
     assert main(predict(world, "--output-dir", str(out))) == 0
     assert "wrote" in capsys.readouterr().out
-    assert sorted(os.listdir(out)) == ["ortho.gpkg"]
+    assert sorted(os.listdir(out)) == ["index.csv", "ortho.gpkg"]  # leftovers removed; the catalogue written
     import geopandas as gpd
 
     assert gpd.read_file(out / "ortho.gpkg").crs is not None  # a real GeoPackage now

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,20 @@ the raster's CRS.
 
 --plot: with one raster, a PNG file to draw the boxes on; with several
 rasters, a folder that receives one STEM.png per raster predicted.
+
+Surveys: RASTER may be a file, a glob, a folder or @list.txt. --output-dir
+also writes the catalogue DIR/index.csv (--index gpkg: index.gpkg) and, with
+--merged FILE, one file of all boxes. Finished windows are checkpointed beside
+the output (OUT.partial.npz, every --checkpoint-every seconds), so rerunning a
+killed command resumes mid-raster to the same result. --mosaic predicts
+adjacent tiles of one survey as one seamless raster.
 """
 
 _EPILOG = """\
 examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
-  deepforest-lite predict tiles/*.tif --model my_model.pt --output-dir predictions/ --workers 2
-  deepforest-lite predict ortho.tif --model tree.onnx --output trees.gpkg
+  deepforest-lite predict 'survey/**/*.tif' --model my_model.pt --output-dir predictions/ --merged all.gpkg
+  deepforest-lite predict site_tiles/ --mosaic --output site.gpkg
 """
 
 
@@ -64,7 +72,11 @@ def add_parser(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rasters", nargs="+", metavar="RASTER", help="GeoTIFF, PNG or JPEG files (one or more)")
+    parser.add_argument(
+        "rasters", nargs="+", metavar="RASTER",
+        help="GeoTIFF, PNG or JPEG files, globs ('tiles/**/*.tif', quoted), folders (their rasters) "
+        "or @list.txt (one path, glob or folder per line)",
+    )
     parser.add_argument(
         "--model",
         metavar="PATH_OR_NAME",
@@ -159,6 +171,30 @@ def add_parser(subparsers: Any) -> None:
         "--model-gsd", type=_gsd, metavar="METRES",
         help="the GSD the model was trained at, overriding what its checkpoint records (default: the checkpoint's)",
     )
+    parser.add_argument(
+        "--index", choices=("csv", "gpkg"), default="csv",
+        help="with --output-dir, the catalogue DIR/index.csv or DIR/index.gpkg: one row per raster with its "
+        "output, status, boxes, windows, seconds, CRS, footprint, model and engine (default csv)",
+    )
+    parser.add_argument(
+        "--merged", metavar="FILE",
+        help="with --output-dir, also one file of every raster's boxes (.gpkg, .geojson, .shp, .csv); rasters in "
+        "different CRSs need --crs to reproject them into a vector file (a .csv keeps each file's CRS in map_crs) "
+        "(default: no merged file)",
+    )
+    parser.add_argument(
+        "--mosaic", action="store_true",
+        help="treat the rasters as adjacent tiles of one survey (same CRS and pixel size): one virtual raster, "
+        "windows across tile edges read from every tile, boxes merged once; each box is given to the tile "
+        "holding its centre (image_path, tile pixels). Writes --output, or DIR/mosaic.EXT with --output-dir "
+        "(default: each raster on its own)",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
+        help="save the boxes of finished windows beside the output at most this often, so a killed run resumes "
+        "mid-raster when rerun (0: after every batch; default 30)",
+    )
+    parser.add_argument("--no-checkpoint", action="store_true", help="no window checkpoints (default: checkpoints on)")
     parser.set_defaults(run=run)
 
 
@@ -182,6 +218,16 @@ def _gsd(text: str) -> float:
         value = float("nan")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0 like 30, got {text!r}")
     return value
 
 
@@ -231,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
     """Check everything that can be checked, load the model, predict, write; returns the exit code."""
     from ..config import PredictConfig
     from ..geo import SUPPORTED_EXTENSIONS
+    from ..survey import expand_inputs
 
+    args.rasters = expand_inputs([str(r) for r in args.rasters])  # globs, folders, @lists: torch-free
     check_predict(args, SUPPORTED_EXTENSIONS)  # torch-free: paths, destinations, --model, --device
     rasters = [str(r) for r in args.rasters]
     if len(set(map(os.path.abspath, rasters))) != len(rasters):
@@ -245,9 +293,20 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.format is not None:
             raise InvalidInputError("--format only applies to --output-dir; with --output the extension names the format.")
+        if args.merged is not None:
+            raise InvalidInputError("--merged only applies to --output-dir; --output already writes one file of all boxes.")
     elif os.path.isfile(args.output_dir):
         raise InvalidInputError(f"--output-dir {args.output_dir!r} is a file; give a folder (it is created if missing).")
+    if args.merged is not None:
+        from ..files import check_output_file
+
+        check_output_file(args.merged, "--merged", extensions=SUPPORTED_EXTENSIONS)
+    if args.mosaic and args.plot is not None:
+        raise InvalidInputError("--plot does not apply to --mosaic; draw the tiles in a separate run without --mosaic.")
     plot_dir = _check_plot(args.plot, len(rasters))
+    from ..model import resolve_device  # the first torch import
+
+    device = resolve_device(args.device)  # an unavailable device fails before the model is loaded
     # --bands and --value-range go to each raster's RasterSource, opened in _plan
     config = PredictConfig(
         patch_size=args.patch_size,
@@ -256,37 +315,268 @@ def run(args: argparse.Namespace) -> int:
         class_aware_merge=args.class_aware,
         batch_size=args.batch_size,
         workers=args.workers,
-        device=args.device,
+        device=str(device),
         precision=args.precision,
         engine=args.engine,
+        gsd=getattr(args, "gsd", None),
+        rescale=not getattr(args, "no_rescale", False),
     )
-
-    jobs = _plan(rasters, args)  # (raster, output file or None, source) for rasters still to do
+    if args.mosaic:
+        jobs, skipped = _plan_mosaic(rasters, args)
+    else:
+        jobs, skipped = _plan(rasters, args)  # (raster, output file or None, source) for rasters still to do
+    if args.merged is not None:
+        _check_merged_crs(rasters, args)
+    catalogue = _Catalogue(args, skipped) if args.output_dir is not None else None
     if not jobs:
+        if catalogue is not None:
+            catalogue.write()
+        if args.merged is not None:
+            _write_merged(catalogue, args)
         return 0
-    from ..model import resolve_device  # the first torch import
-
-    resolve_device(args.device)  # an unavailable device fails before the model is loaded
     detector = _load_detector(args)
-    if args.output_dir is not None:
-        for raster, target, source in jobs:
-            table = _predict(detector, source, config, args)
-            _write(table, target, args.crs)
-            print(f"wrote {target} ({_summary(table)})")
-            _plot(raster, table, args.plot, plot_dir)
-        return 0
+    bar = _survey_bar(detector, jobs, config, args)
+    previous = _terminate_as_interrupt()
+    try:
+        if args.output_dir is not None:
+            for raster, target, source in jobs:
+                started = time.monotonic()
+                table = _predict(detector, source, config, args, _checkpoint_path(target, None), bar)
+                if args.mosaic:
+                    table = source.assign(table)
+                _write(table, target, args.crs)
+                _remove_checkpoint(_checkpoint_path(target, None))
+                catalogue.add(raster, target, source, table, time.monotonic() - started, detector)
+                _say(f"wrote {target} ({_summary(table)})", bar)
+                if not args.mosaic:
+                    _plot(raster, table, args.plot, plot_dir)
+            catalogue.write()
+            if args.merged is not None:
+                _write_merged(catalogue, args)
+            return 0
 
-    tables = []
-    for raster, _, source in jobs:
-        tables.append(_predict(detector, source, config, args))
-        _plot(raster, tables[-1], args.plot, plot_dir)
+        tables = []
+        for raster, _, source in jobs:
+            table = _predict(detector, source, config, args, _checkpoint_path(args.output, raster, args.mosaic), bar)
+            tables.append(source.assign(table) if args.mosaic else table)
+            _plot(raster, tables[-1], args.plot, plot_dir)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+        if bar is not None:
+            bar.close()
+        if catalogue is not None:
+            catalogue.write()
+        for _, _, source in jobs:
+            if hasattr(source, "cleanup"):
+                source.cleanup()
     ext = Path(args.output).suffix.lower()
     combined = _combine(tables, ext, args.crs)
     _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
+    for raster, _, _ in jobs:
+        _remove_checkpoint(_checkpoint_path(args.output, raster, args.mosaic))
     scales = "; ".join(dict.fromkeys(_scale_note(t) for t in tables if _scale_note(t)))
     print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''}"
           + (f"; {scales}" if scales else "") + ")")
     return 0
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (what SLURM and most schedulers send before a kill) stops the run like Ctrl-C,
+    so the window checkpoint is saved on the way out; returns the handler it replaced (``None``: none set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM); rerun the same command to resume")
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def _say(text: str, bar: Any) -> None:
+    """Print a line on stdout without breaking the progress bar."""
+    if bar is None:
+        print(text)
+    else:
+        bar.write(text, file=sys.stdout)
+
+
+def _checkpoint_path(output: str, raster: str | None, mosaic: bool = False) -> str:
+    """The window checkpoint beside an output: ``OUT.partial.npz`` (``OUT.STEM.partial.npz`` with ``--output``)."""
+    from ..resume import CHECKPOINT_SUFFIX
+
+    if raster is None:
+        return output + CHECKPOINT_SUFFIX
+    return f"{output}.{'mosaic' if mosaic else Path(raster).stem}{CHECKPOINT_SUFFIX}"
+
+
+def _remove_checkpoint(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _plan_mosaic(rasters: list[str], args: argparse.Namespace) -> tuple[list[tuple[str, str | None, Any]], list[Any]]:
+    """One job reading every raster as one mosaic (checked before the model loads)."""
+    from ..mosaic import MosaicSource
+
+    source = MosaicSource(rasters, bands=args.bands, value_range=args.value_range)
+    try:
+        source.close()
+        target = None
+        if args.output_dir is not None:
+            fmt = args.format or "gpkg"
+            target = os.path.join(args.output_dir, "mosaic" + FORMATS[fmt])
+            _remove_leftovers(args.output_dir, "mosaic")
+            if _is_complete(target):
+                print(f"skipping the mosaic: {target} exists")
+                source.cleanup()
+                return [], [(f"mosaic of {len(rasters)} rasters", target, None)]
+    except BaseException:
+        source.cleanup()
+        raise
+    return [(f"mosaic of {len(rasters)} rasters", target, source)], []
+
+
+def _survey_bar(detector: Any, jobs: list[tuple[str, str | None, Any]], config: Any, args: argparse.Namespace) -> Any:
+    """One tqdm bar over every window of every raster still to do (``None`` with ``--quiet``)."""
+    if args.quiet:
+        return None
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from .. import predict as predict_module
+
+    total = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for raster, _, source in jobs:
+            _, grid = predict_module._plan_grid(source, config, detector.gsd, os.path.basename(raster))
+            total += len(predict_module._grid_windows(source, config, grid))
+    return tqdm(total=total, unit="window", file=sys.stderr, dynamic_ncols=True)
+
+
+def _check_merged_crs(rasters: list[str], args: argparse.Namespace) -> None:
+    """The merged file's CRS rules (as for ``--output``), from the rasters' metadata."""
+    import types
+
+    import rasterio
+
+    infos = []
+    for raster in rasters:
+        with rasterio.open(raster) as src:
+            infos.append(types.SimpleNamespace(path=raster, crs=src.crs, is_georeferenced=src.crs is not None))
+    _check_one_crs(infos, Path(args.merged).suffix.lower(), args.merged, args.crs)
+
+
+class _Catalogue:
+    """The rows of DIR/index.csv (or .gpkg): this run's rasters and those kept from an earlier run."""
+
+    def __init__(self, args: argparse.Namespace, skipped: list[tuple[str, str, Any]]) -> None:
+        from ..survey import read_catalogue
+
+        self.path = os.path.join(args.output_dir, f"index.{args.index}")
+        self.earlier = read_catalogue(self.path)
+        self.model = args.model or "default"
+        self.engine = args.engine
+        self.rows: dict[str, Any] = {}
+        for raster, target, _ in skipped:
+            self._skipped(raster, target)
+
+    def _skipped(self, raster: str, target: str) -> None:
+        from ..survey import CatalogueRow
+
+        before = self.earlier.get(raster, {})
+        crs, outline = before.get("crs", ""), before.get("footprint", "")
+        if not outline and os.path.isfile(raster):
+            crs, outline = _outline(raster)
+        self.rows[raster] = CatalogueRow(
+            raster=raster, output=target, status="skipped", boxes=_count_boxes(target),
+            windows=_int_or_none(before.get("windows")), seconds=None, crs=str(crs or ""),
+            footprint=str(outline or ""), model=str(before.get("model", "")), engine=str(before.get("engine", "")),
+        )
+
+    def add(self, raster: str, target: str, source: Any, table: Any, seconds: float, detector: Any) -> None:
+        from ..survey import CatalogueRow, footprint
+
+        crs, outline = footprint(source)
+        self.rows[raster] = CatalogueRow(
+            raster=raster, output=target, status="resumed" if table.attrs.get("resumed_windows") else "done",
+            boxes=len(table), windows=table.attrs.get("windows"), seconds=round(seconds, 3), crs=crs,
+            footprint=outline, model=self.model, engine=f"{self.engine} on {detector.device}",
+        )
+
+    def write(self) -> None:
+        from ..survey import write_catalogue
+
+        if self.rows:
+            write_catalogue(list(self.rows.values()), self.path)
+
+    def outputs(self) -> list[str]:
+        return [row.output for row in self.rows.values()]
+
+
+def _outline(raster: str) -> tuple[str, str]:
+    import types
+
+    import rasterio
+
+    from ..survey import footprint
+
+    with rasterio.open(raster) as src:
+        return footprint(types.SimpleNamespace(crs=src.crs, width=src.width, height=src.height, transform=src.transform))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _count_boxes(path: str) -> int:
+    if path.endswith(".csv"):
+        import pandas as pd
+
+        return len(pd.read_csv(path, usecols=["xmin"]))
+    import pyogrio
+
+    return int(pyogrio.read_info(path)["features"])
+
+
+def _read_back(path: str) -> Any:
+    """A box file written by this command, as the table ``predict_tile`` gave (map geometry for georeferenced ones)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    if not path.endswith(".csv"):
+        return gpd.read_file(path)
+    table = pd.read_csv(path)
+    if "map_crs" not in table.columns or table["map_crs"].isna().all():
+        return table.drop(columns=[c for c in ("geometry", "map_crs") if c in table.columns])
+    import shapely
+
+    crs = table["map_crs"].dropna().iloc[0]
+    geometry = shapely.box(table["map_xmin"], table["map_ymin"], table["map_xmax"], table["map_ymax"])
+    return gpd.GeoDataFrame(table.drop(columns=["geometry", "map_crs"]), geometry=geometry, crs=crs)
+
+
+def _write_merged(catalogue: Any, args: argparse.Namespace) -> None:
+    """``--merged``: every raster's boxes (read back from its file) in one file."""
+    ext = Path(args.merged).suffix.lower()
+    tables = [_read_back(path) for path in catalogue.outputs()]
+    if ext != ".csv" and any(getattr(t, "crs", None) is None for t in tables):
+        raise InvalidInputError(
+            f"--merged {args.merged!r} is a vector file but some outputs have no CRS; give a .csv file instead."
+        )
+    combined = _combine(tables, ext, args.crs)
+    _write(combined, args.merged, None if ext == ".csv" else args.crs)
+    print(f"wrote {args.merged} ({len(combined)} boxes from {len(tables)} file{'s' if len(tables) != 1 else ''})")
 
 
 def _check_plot(plot: str | None, n_rasters: int) -> str | None:
@@ -307,12 +597,15 @@ def _check_plot(plot: str | None, n_rasters: int) -> str | None:
     return plot
 
 
-def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str | None, Any]]:
-    """Open every raster still to do (fails early on unusable ones) and name its output."""
+def _plan(
+    rasters: list[str], args: argparse.Namespace
+) -> tuple[list[tuple[str, str | None, Any]], list[tuple[str, str, None]]]:
+    """Open every raster still to do (fails early on unusable ones) and name its output; also the skipped ones."""
     from ..raster import RasterSource
 
     stems: dict[str, str] = {}
     jobs = []
+    skipped = []
     for raster in rasters:
         stem = Path(raster).stem
         if args.output_dir is not None:
@@ -330,6 +623,7 @@ def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str |
             ]
             if done:
                 print(f"skipping {raster}: {done[0]} exists")
+                skipped.append((raster, done[0], None))
                 continue
         source = RasterSource(raster, bands=args.bands, value_range=args.value_range)
         source.close()  # reopened when read; keeps file handles few with many rasters
@@ -345,7 +639,7 @@ def _plan(rasters: list[str], args: argparse.Namespace) -> list[tuple[str, str |
         jobs.append((raster, target, source))
     if args.output is not None:
         _check_one_crs([source for _, _, source in jobs], Path(args.output).suffix.lower(), args.output, args.crs)
-    return jobs
+    return jobs, skipped
 
 
 def _is_complete(path: str) -> bool:
@@ -373,7 +667,9 @@ def _remove_leftovers(folder: str, stem: str) -> None:
     if not os.path.isdir(folder):
         return
     for name in os.listdir(folder):
-        if name.endswith(".tmp") and any(name.startswith(f".{stem}{ext}.") for ext in FORMATS.values()):
+        if name.endswith(".tmp") and any(
+            name.startswith(f".{stem}{ext}.") for ext in (*FORMATS.values(), ".partial.npz")
+        ):
             target = os.path.join(folder, name)
             if os.path.isdir(target):
                 shutil.rmtree(target, ignore_errors=True)
@@ -416,14 +712,16 @@ def _load_detector(args: argparse.Namespace) -> Any:
     return detector
 
 
-def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
+def _predict(
+    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None
+) -> Any:
     import warnings
 
     from ..gsd import GSDWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GSDWarning)
-        table = _predict_tile(detector, source, config, args)
+        table = _predict_tile(detector, source, config, args, checkpoint, bar)
     for warning in caught:
         if issubclass(warning.category, GSDWarning):
             print("note: " + " ".join(str(warning.message).replace("gsd=... (command line: --gsd)", "--gsd METRES")
@@ -433,21 +731,19 @@ def _predict(detector: Any, source: Any, config: Any, args: argparse.Namespace) 
     return table
 
 
-def _predict_tile(detector: Any, source: Any, config: Any, args: argparse.Namespace) -> Any:
-    return detector.predict_tile(
-        source,
-        config.patch_size,
-        config.patch_overlap,
-        config.iou_threshold,
-        batch_size=config.batch_size,
-        workers=config.workers,
-        device=config.device,
-        class_aware=config.class_aware_merge,
-        precision=config.precision,
-        progress=not args.quiet,
-        engine=config.engine,
-        gsd=getattr(args, "gsd", None),
-        rescale=not getattr(args, "no_rescale", False),
+def _predict_tile(
+    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None
+) -> Any:
+    from .. import predict as predict_module
+
+    if bar is not None:
+        bar.set_description(os.path.basename(source.path) if not hasattr(source, "members") else "mosaic")
+    return predict_module.predict_tile(
+        detector.model, detector.label_map, source, config,
+        progress=bar if bar is not None else False,
+        model_gsd=detector.gsd,
+        checkpoint=None if args.no_checkpoint or checkpoint is None else checkpoint,
+        checkpoint_seconds=args.checkpoint_every,
     )
 
 
