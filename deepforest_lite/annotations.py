@@ -72,7 +72,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .boxes import ANNOTATION_COLUMNS, BOX_COLUMNS, check_columns, empty_boxes
+from .boxes import (
+    ANNOTATION_COLUMNS,
+    BOX_COLUMNS,
+    check_columns,
+    empty_boxes,
+    format_box,
+    format_number,
+    validate_boxes,
+)
 from .files import atomic_write
 from .labels import LabelMap
 from .errors import AnnotationError, ImageReadError, InvalidInputError, LabelError
@@ -753,17 +761,6 @@ def _size_lookup(
     return size_of
 
 
-def _fmt(value: Any) -> str:
-    try:
-        return np.format_float_positional(float(value), trim="-")
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _box_text(row: Sequence[float]) -> str:
-    return "(" + ", ".join(_fmt(v) for v in row) + ")"
-
-
 def _more(n: int) -> str:
     return f" (and {n - 1} more)" if n > 1 else ""
 
@@ -820,16 +817,7 @@ def _finalize(
         )
     labels = np.array([str(v) for v in labels], dtype=object)
     # positive width and height
-    for lo, hi in ((0, 2), (1, 3)):
-        bad = coords[:, hi] <= coords[:, lo]
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            a, b = BOX_COLUMNS[hi], BOX_COLUMNS[lo]
-            raise AnnotationError(
-                f"Box {_box_text(coords[i])} in {where[i]}{_more(int(bad.sum()))} has {a} "
-                f"{_fmt(coords[i, hi])} <= {b} {_fmt(coords[i, lo])}; boxes need xmax > xmin and "
-                "ymax > ymin (xmin, ymin, xmax, ymax in pixels, origin top-left), so fix or remove it."
-            )
+    validate_boxes(coords, where=where, error=AnnotationError)
     if label_map is not None:
         unknown = np.array([v not in label_map for v in labels], dtype=bool)
         if unknown.any():
@@ -853,9 +841,9 @@ def _finalize(
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         w, h = sizes[i]
-        image = f"{images[i]!r} of {_fmt(w)} x {_fmt(h)} px" if np.isfinite(w) else repr(images[i])
+        image = f"{images[i]!r} of {format_number(w)} x {format_number(h)} px" if np.isfinite(w) else repr(images[i])
         raise AnnotationError(
-            f"Box {_box_text(coords[i])} in {where[i]}{_more(int(outside.sum()))} lies wholly outside "
+            f"Box {format_box(coords[i])} in {where[i]}{_more(int(outside.sum()))} lies wholly outside "
             f"its image {image}; fix its coordinates (pixels, origin top-left) or remove it."
         )
     clipped = coords.copy()
@@ -866,10 +854,10 @@ def _finalize(
     if partly.any():
         i = int(np.flatnonzero(partly)[0])
         w, h = sizes[i]
-        image = f"{images[i]!r} of {_fmt(w)} x {_fmt(h)} px" if np.isfinite(w) else repr(images[i])
+        image = f"{images[i]!r} of {format_number(w)} x {format_number(h)} px" if np.isfinite(w) else repr(images[i])
         warnings.warn(
             f"Clipped {int(partly.sum())} box(es) partly outside their image to its bounds, the "
-            f"first in {where[i]}: {_box_text(coords[i])} -> {_box_text(clipped[i])} in {image}.",
+            f"first in {where[i]}: {format_box(coords[i])} -> {format_box(clipped[i])} in {image}.",
             UserWarning,
             stacklevel=3,
         )
@@ -953,7 +941,7 @@ def write_annotations(
             )
     frame = raw.frame
     for j, c in enumerate(BOX_COLUMNS):
-        frame[c] = [_fmt(v) for v in coords[:, j]]
+        frame[c] = [format_number(v) for v in coords[:, j]]
     with_boxes = set(map(str, frame["image_path"]))
     listed = _unique([*table.attrs.get(_EMPTY_KEY, []), *map(str, empty_images or [])])
     negatives = [p for p in listed if p not in with_boxes]

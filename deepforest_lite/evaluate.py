@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .boxes import BOX_COLUMNS, check_columns
+from .boxes import BOX_COLUMNS, check_columns, overlap_groups, pairwise_intersection, pairwise_iou
 from .errors import InvalidInputError
 
 __all__ = [
@@ -596,18 +596,6 @@ def _warn_if_disjoint(preds: pd.DataFrame, truth: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------- matching
 
 
-def _pairwise(truth: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Intersection areas and IoUs, both of shape ``(n_truth, n_pred)``."""
-    ix = np.minimum(truth[:, None, 2], preds[None, :, 2]) - np.maximum(truth[:, None, 0], preds[None, :, 0])
-    iy = np.minimum(truth[:, None, 3], preds[None, :, 3]) - np.maximum(truth[:, None, 1], preds[None, :, 1])
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    area_t = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
-    area_p = (preds[:, 2] - preds[:, 0]) * (preds[:, 3] - preds[:, 1])
-    union = area_t[:, None] + area_p[None, :] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return inter, iou
-
-
 #: Above this many truth x prediction pairs in one image, matching is done per group of
 #: mutually overlapping boxes instead of on one dense matrix (same result, bounded memory).
 _DENSE_PAIRS_LIMIT = 1_000_000
@@ -637,10 +625,11 @@ def _assign(
     if n * m <= dense_limit:
         groups = [(np.arange(n), np.arange(m))]
     else:
-        groups = _overlap_groups(truth, preds)
+        groups = overlap_groups(truth, preds)  # type: ignore[assignment]
     all_rows, all_cols, all_iou = [], [], []
     for t_idx, p_idx in groups:
-        inter, iou = _pairwise(truth[t_idx], preds[p_idx])
+        inter = pairwise_intersection(truth[t_idx], preds[p_idx])
+        iou = pairwise_iou(truth[t_idx], preds[p_idx])
         rows, cols = linear_sum_assignment(inter, maximize=True)
         keep = inter[rows, cols] > 0
         rows, cols = rows[keep], cols[keep]
@@ -650,30 +639,6 @@ def _assign(
     if not all_rows:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
     return np.concatenate(all_rows), np.concatenate(all_cols), np.concatenate(all_iou)
-
-
-def _overlap_groups(truth: np.ndarray, preds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Connected components of the truth-prediction graph whose edges are positive overlaps."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n, m = len(truth), len(preds)
-    chunk = max(1, _DENSE_PAIRS_LIMIT // n)
-    t_list, p_list = [], []
-    for start in range(0, m, chunk):
-        inter, _ = _pairwise(truth, preds[start : start + chunk])
-        t, p = np.nonzero(inter > 0)
-        t_list.append(t)
-        p_list.append(p + start)
-    t_all = np.concatenate(t_list)
-    p_all = np.concatenate(p_list)
-    graph = coo_matrix((np.ones(len(t_all)), (t_all, n + p_all)), shape=(n + m, n + m))
-    _, component = connected_components(graph, directed=False)
-    groups = []
-    for c in np.unique(component[t_all]):  # only components holding an overlapping pair
-        members = np.flatnonzero(component == c)
-        groups.append((members[members < n], members[members >= n] - n))
-    return groups
 
 
 def _match_all(
