@@ -34,6 +34,13 @@ _EXPORTS: dict[str, str] = {
     "MissingLabelsError": "errors",
     "WriteError": "errors",
     "UnknownNameError": "errors",
+    # warnings (all subclasses of DeepForestLiteWarning, itself a UserWarning)
+    "DeepForestLiteWarning": "errors",
+    "BoxesClippedWarning": "errors",
+    "SplitWarning": "errors",
+    "EvaluationWarning": "errors",
+    "TrainingWarning": "errors",
+    "GSDWarning": "errors",
     # configuration and contracts
     "ModelConfig": "config",
     "PredictConfig": "config",
@@ -112,6 +119,12 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .labels import LabelMap
     from .errors import (
         AnnotationError,
+        BoxesClippedWarning,
+        DeepForestLiteWarning,
+        EvaluationWarning,
+        GSDWarning,
+        SplitWarning,
+        TrainingWarning,
         CheckpointError,
         ConfigError,
         DataNotFoundError,

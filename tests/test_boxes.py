@@ -86,3 +86,36 @@ def test_validate_boxes_names_the_first_bad_box_and_the_count():
 
 def test_format_box_is_short():
     assert format_box([10.0, 5, 8.5, 20]) == "(10, 5, 8.5, 20)"
+
+
+def test_package_warnings_share_one_class_and_are_user_warnings():
+    import deepforest_lite as dfl
+
+    for name in ("BoxesClippedWarning", "SplitWarning", "EvaluationWarning", "TrainingWarning", "GSDWarning"):
+        cls = getattr(dfl, name)
+        assert issubclass(cls, dfl.DeepForestLiteWarning) and issubclass(cls, UserWarning), name
+    from deepforest_lite.gsd import GSDWarning
+
+    assert GSDWarning is dfl.GSDWarning
+
+
+def test_clipped_annotation_boxes_warn_with_their_class(tmp_path):
+    import deepforest_lite as dfl
+
+    csv = tmp_path / "a.csv"
+    csv.write_text("image_path,xmin,ymin,xmax,ymax,label\nimg.png,-5,0,10,10,Tree\n")
+    with pytest.warns(dfl.BoxesClippedWarning, match=r"Clipped 1 box\(es\)"):
+        table = dfl.read_annotations(csv)
+    assert table[["xmin", "ymin", "xmax", "ymax"]].to_numpy().tolist() == [[0.0, 0.0, 10.0, 10.0]]
+
+
+def test_disjoint_image_paths_warn_as_evaluation_warning():
+    import pandas as pd
+
+    import deepforest_lite as dfl
+
+    truth = pd.DataFrame({"image_path": ["a.png"], "xmin": [0.0], "ymin": [0.0], "xmax": [5.0], "ymax": [5.0], "label": ["Tree"]})
+    preds = truth.assign(image_path="b.png", score=0.9)
+    with pytest.warns(dfl.EvaluationWarning, match="No image_path of the predictions appears in the ground truth"):
+        result = dfl.evaluate_boxes(preds, truth)
+    assert (result["precision"], result["true_positive"], result["n_predictions"]) == (0.0, 0, 1)

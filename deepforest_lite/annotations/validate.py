@@ -17,7 +17,7 @@ from ..boxes import (
     format_number,
     validate_boxes,
 )
-from ..errors import AnnotationError, LabelError
+from ..errors import AnnotationError, BoxesClippedWarning, LabelError
 from ..labels import LabelMap
 from .empty import _EMPTY_KEY, _unique
 from .raw import _is_missing, _more, _Raw
@@ -158,7 +158,7 @@ def _finalize(
         warnings.warn(
             f"Clipped {int(partly.sum())} box(es) partly outside their image to its bounds, the "
             f"first in {where[i]}: {format_box(coords[i])} -> {format_box(clipped[i])} in {image}.",
-            UserWarning,
+            BoxesClippedWarning,
             stacklevel=3,
         )
     # the typed table

@@ -12,7 +12,7 @@ import pandas as pd
 from ..boxes import (
     BOX_COLUMNS,
 )
-from ..errors import InvalidInputError
+from ..errors import EvaluationWarning, InvalidInputError
 from .prepare import MAP_METRICS, _prepare, _quietly
 
 
@@ -87,6 +87,7 @@ def mean_average_precision(
         warnings.warn(
             f"An image has {most} predictions but mean_average_precision counts only the "
             f"{max_detections} highest-scoring per image; pass max_detections={most} to count all.",
+            EvaluationWarning,
             stacklevel=2,
         )
 

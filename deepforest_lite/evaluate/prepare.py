@@ -14,7 +14,7 @@ from ..boxes import (
     BOX_COLUMNS,
     check_columns,
 )
-from ..errors import InvalidInputError
+from ..errors import EvaluationWarning, InvalidInputError
 
 #: Label given to boxes whose ``label`` is missing (NaN/None) in an input table.
 MISSING_LABEL = "(no label)"
@@ -146,6 +146,7 @@ def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataF
             f"{int(no_label.sum())} box(es) of the {what} have no label (first row "
             f"{int(np.flatnonzero(no_label.to_numpy())[0])}); they are matched as boxes and listed "
             f"under the label {MISSING_LABEL!r}; fill the label column to avoid this.",
+            EvaluationWarning,
             stacklevel=3,
         )
     out["label"] = out["label"].astype(object).where(~no_label, MISSING_LABEL).astype(str)
@@ -165,6 +166,7 @@ def _warn_if_disjoint(preds: pd.DataFrame, truth: pd.DataFrame) -> None:
             "No image_path of the predictions appears in the ground truth "
             f"(e.g. {preds['image_path'].iloc[0]!r} vs {truth['image_path'].iloc[0]!r}), so every "
             "prediction is a false positive; make the image_path values agree (e.g. both file names).",
+            EvaluationWarning,
             stacklevel=3,
         )
 

@@ -25,7 +25,7 @@ from ..annotations import read_annotations
 from ..augment import build_augmentation
 from ..config import ModelConfig, TrainConfig
 from ..dataset import TrainingDataset, collate
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TrainingWarning
 from ..labels import LabelMap
 from ..model import replace_classification_head
 from .callbacks import _ExportCheckpoints
@@ -144,6 +144,7 @@ def fit_model(
             f"data its score threshold is set to DeepForest's {NEW_HEAD_SCORE_THRESHOLD} (the old model's "
             f"{float(model.score_thresh):g} says nothing about the new head); pass validation data to choose it "
             "by F1, or set score_threshold after training.",
+            TrainingWarning,
             stacklevel=3,
         )
         model.score_thresh = NEW_HEAD_SCORE_THRESHOLD
@@ -244,13 +245,21 @@ def _trainer(
 
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's start-up chatter (hardware lines, tips) and its advice warnings."""
+    """Hide Lightning's start-up chatter (hardware lines, tips) and its advice warnings.
+
+    Filtered by class, not message text: Lightning's ``PossibleUserWarning`` (worker counts,
+    logging intervals) and the plain ``UserWarning`` warnings issued from Lightning's own modules
+    (checkpoint folder not empty, no validation loop). Warnings of this package pass.
+    """
     log = logging.getLogger("lightning.pytorch")
     level = log.level
     log.setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|no `val_dataloader`"
-                                "|Skipping val loop|smaller than the logging interval|exists and is not empty).*")
+        from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"lightning(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch\.utils\._pytree)(\.|$)")
         try:
             yield
         finally:
