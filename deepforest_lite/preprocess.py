@@ -19,8 +19,8 @@ import dataclasses
 import math
 import numbers
 import os
-import sys
 import secrets
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .compat import check_raster_first, deepforest_keywords
 from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
 from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
+from .compat import check_raster_first, deepforest_keywords
 from .errors import AnnotationError, ImageReadError, InvalidInputError, SplitWarning
 from .files import check_output_dir, write_errors
 from .geo import MAP_COLUMNS

@@ -41,8 +41,11 @@ def _header_size(file: str) -> tuple[float, float] | None:
 def _size_lookup(
     raw: _Raw, base_dir: str | None, raster_size: tuple[str, tuple[float, float]] | None,
 ) -> Callable[[str], tuple[float, float] | None]:
-    """Image size by precedence: the vector's raster, ``raster=`` by file name, the
-    image header under ``base_dir``, the size the file declares; else unknown."""
+    """Image size by precedence.
+
+    The vector's raster, ``raster=`` by file name, the image header under ``base_dir``,
+    the size the file declares; else unknown.
+    """
     cache: dict[str, tuple[float, float] | None] = {}
 
     def size_of(name: str) -> tuple[float, float] | None:
@@ -117,7 +120,7 @@ def _finalize(
         )
     labels = np.array([str(v) for v in labels], dtype=object)
     # positive width and height
-    validate_boxes(coords, where=where, error=AnnotationError)
+    validate_boxes(coords, where=list(where), error=AnnotationError)
     if label_map is not None:
         unknown = np.array([v not in label_map for v in labels], dtype=bool)
         if unknown.any():

@@ -62,6 +62,7 @@ class DetectorModule(L.LightningModule):
     # -------------------------------------------------------------- steps
 
     def training_step(self, batch: tuple[list, list, list], batch_idx: int) -> torch.Tensor:
+        """The summed RetinaNet losses of one batch (logged as ``train_loss``)."""
         images, targets, _ = batch
         losses = self.model(images, targets)
         loss = sum(losses.values())
@@ -72,6 +73,7 @@ class DetectorModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: tuple[list, list, list], batch_idx: int) -> None:
+        """Log ``val_loss`` and keep the batch's predictions for the epoch's metrics."""
         images, targets, paths = batch
         self.log("val_loss", self._loss_without_updating_statistics(images, targets), prog_bar=True,
                  on_epoch=True, batch_size=len(images))
@@ -93,10 +95,12 @@ class DetectorModule(L.LightningModule):
             self.model.eval()
 
     def on_validation_epoch_start(self) -> None:
+        """Lower the score threshold to ``VAL_SCORE_THRESHOLD`` for validation."""
         self._threshold_before_val = float(self.model.score_thresh)
         self.model.score_thresh = min(VAL_SCORE_THRESHOLD, self._threshold_before_val)
 
     def on_validation_epoch_end(self) -> None:
+        """Score the epoch's predictions, log the metrics and choose the score threshold."""
         from ..evaluate import (
             best_threshold,
             evaluate_boxes,
@@ -144,6 +148,7 @@ class DetectorModule(L.LightningModule):
     # -------------------------------------------------------------- optimisation
 
     def configure_optimizers(self) -> Any:
+        """The optimiser and learning-rate schedule of ``train_config``."""
         cfg = self.train_config
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == "sgd":
