@@ -34,6 +34,13 @@ _EXPORTS: dict[str, str] = {
     "MissingLabelsError": "errors",
     "WriteError": "errors",
     "UnknownNameError": "errors",
+    # warnings (all subclasses of DeepForestLiteWarning, itself a UserWarning)
+    "DeepForestLiteWarning": "errors",
+    "BoxesClippedWarning": "errors",
+    "SplitWarning": "errors",
+    "EvaluationWarning": "errors",
+    "TrainingWarning": "errors",
+    "GSDWarning": "errors",
     # configuration and contracts
     "ModelConfig": "config",
     "PredictConfig": "config",
@@ -110,28 +117,34 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .boxes import empty_boxes
     from .config import ModelConfig, PredictConfig, TrainConfig
     from .data import get_data
-    from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
+    from .dataset import WindowDataset, collate_windows
     from .detector import Detector, load_model
-    from .labels import LabelMap
     from .errors import (
         AnnotationError,
+        BoxesClippedWarning,
         CheckpointError,
         ConfigError,
         DataNotFoundError,
         DeepForestLiteError,
+        DeepForestLiteWarning,
+        EvaluationWarning,
+        GSDWarning,
         ImageReadError,
         InvalidInputError,
         LabelError,
         MissingLabelsError,
         ModelDownloadError,
         RasterError,
+        SplitWarning,
+        TrainingWarning,
         UnknownNameError,
         UnsafeCheckpointError,
         WriteError,
     )
-    from .preprocess import split_raster
-    from .dataset import WindowDataset, collate_windows
+    from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
     from .geo import boxes_to_map, write_boxes
+    from .labels import LabelMap
+    from .preprocess import split_raster
     from .raster import RasterSource, read_image
     from .visualize import plot_precision_recall, plot_predictions
     from .windows import Window, window_grid

@@ -18,6 +18,10 @@ Pixel coordinates have their origin at the top-left corner of the image,
 x is the column and y the row; a box covering pixel (row 0, col 0) only is
 ``(0, 0, 1, 1)``. "Nothing found" is an empty table with these columns,
 never ``None``. This module is torch-free.
+
+It is also the one home of box geometry on plain arrays: :func:`pairwise_intersection`,
+:func:`pairwise_iou` (the NumPy twin of ``torchvision.ops.box_iou``), :func:`overlap_groups`
+(connected groups of overlapping boxes) and :func:`validate_boxes`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ __all__ = [
     "shift_boxes",
     "clip_boxes",
     "box_areas",
+    "pairwise_intersection",
+    "pairwise_iou",
+    "overlap_groups",
+    "validate_boxes",
+    "format_box",
+    "format_number",
 ]
 
 BOX_COLUMNS: list[str] = ["xmin", "ymin", "xmax", "ymax"]
@@ -131,6 +141,206 @@ def box_areas(table: pd.DataFrame) -> np.ndarray:
     return ((table["xmax"] - table["xmin"]) * (table["ymax"] - table["ymin"])).to_numpy(
         dtype=np.float64
     )
+
+
+# --------------------------------------------------------------------------- geometry on arrays
+
+
+def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]], name: str) -> np.ndarray:
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.size == 0:
+        return array.reshape(0, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise InvalidInputError(
+            f"{name} must have shape (N, 4) as xmin, ymin, xmax, ymax, got shape {array.shape}; "
+            "pass one row of four pixel coordinates per box."
+        )
+    return array
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def pairwise_intersection(
+    boxes1: np.ndarray | Sequence[Sequence[float]], boxes2: np.ndarray | Sequence[Sequence[float]]
+) -> np.ndarray:
+    """Intersection areas of every pair of boxes.
+
+    Args:
+        boxes1: float array ``[N, 4]`` in ``(x1, y1, x2, y2)`` (pixels, origin top-left,
+            ``x1 <= x2``, ``y1 <= y2``).
+        boxes2: float array ``[M, 4]`` in the same format.
+
+    Returns:
+        float64 array ``[N, M]``: square pixels shared by ``boxes1[i]`` and ``boxes2[j]``
+        (0 for boxes that do not overlap or only touch).
+    """
+    a, b = _as_boxes(boxes1, "boxes1"), _as_boxes(boxes2, "boxes2")
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(width, 0, None) * np.clip(height, 0, None)
+
+
+def pairwise_iou(
+    boxes1: np.ndarray | Sequence[Sequence[float]], boxes2: np.ndarray | Sequence[Sequence[float]]
+) -> np.ndarray:
+    """Intersection over union (Jaccard index) of every pair of boxes.
+
+    The NumPy counterpart of ``torchvision.ops.box_iou`` (same values where the union is
+    positive), so torch-free modules such as :mod:`deepforest_lite.evaluate` need no torch.
+
+    Args:
+        boxes1: float array ``[N, 4]`` in ``(x1, y1, x2, y2)`` (pixels, origin top-left,
+            ``x1 <= x2``, ``y1 <= y2``).
+        boxes2: float array ``[M, 4]`` in the same format.
+
+    Returns:
+        float64 array ``[N, M]`` with values in ``[0, 1]``; a pair whose union has zero area
+        (two degenerate boxes) has IoU 0, not NaN.
+    """
+    a, b = _as_boxes(boxes1, "boxes1"), _as_boxes(boxes2, "boxes2")
+    inter = pairwise_intersection(a, b)
+    return _iou(inter, _areas(a)[:, None], _areas(b)[None, :])
+
+
+def _iou(inter: np.ndarray, area1: np.ndarray, area2: np.ndarray) -> np.ndarray:
+    union = area1 + area2 - inter
+    return np.divide(inter, union, out=np.zeros(np.broadcast(inter, union).shape), where=union > 0)
+
+
+def _intersecting_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` with ``a[i]`` and ``b[j]`` intersecting or touching (an R-tree query)."""
+    import shapely
+
+    tree = shapely.STRtree(shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3]))
+    left, right = tree.query(shapely.box(a[:, 0], a[:, 1], a[:, 2], a[:, 3]), predicate="intersects")
+    return left.astype(np.intp), right.astype(np.intp)
+
+
+def overlap_groups(
+    boxes: np.ndarray | Sequence[Sequence[float]],
+    others: np.ndarray | Sequence[Sequence[float]] | None = None,
+    *,
+    iou_above: float = 0.0,
+    labels: np.ndarray | Sequence[str] | None = None,
+) -> list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]]:
+    """Connected groups of boxes linked by overlap.
+
+    Two boxes are linked when their IoU is greater than ``iou_above`` (with the default 0:
+    when they share a positive area; touching edges is no link). Candidate pairs come from
+    an R-tree, so memory grows with the number of overlapping pairs, not ``N x M``.
+
+    Args:
+        boxes: float array ``[N, 4]`` in ``(x1, y1, x2, y2)`` pixels.
+        others: ``None`` to group ``boxes`` among themselves, or a second float array
+            ``[M, 4]`` to group the bipartite graph whose edges join ``boxes[i]`` to
+            ``others[j]`` (boxes of one set are never linked to each other directly).
+        iou_above: the link threshold, in ``[0, 1)``; links need IoU strictly greater.
+        labels: only with ``others=None``: ``[N]`` class names; boxes of different labels
+            are never linked, so every group holds one label.
+
+    Returns:
+        With ``others=None``: a list of int arrays partitioning ``0..N-1`` (every box is in
+        exactly one group, a box without links is a group of its own); each array is
+        increasing, and groups are ordered by their first member.
+        With ``others``: a list of ``(box_indices, other_indices)`` pairs of int arrays, one
+        per group holding at least one link (boxes without any link are left out).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a = _as_boxes(boxes, "boxes")
+    b = a if others is None else _as_boxes(others, "others")
+    n, m = len(a), len(b)
+    if others is not None and labels is not None:
+        raise InvalidInputError("overlap_groups takes labels only when grouping one set of boxes (others=None).")
+    if n == 0 or m == 0:
+        return [np.arange(n)[i : i + 1] for i in range(n)] if others is None else []
+    left, right = _intersecting_pairs(a, b)
+    if others is None:
+        pair = left < right
+        left, right = left[pair], right[pair]
+        if labels is not None:
+            names = np.asarray(labels, dtype=object)
+            same = names[left] == names[right]
+            left, right = left[same], right[same]
+    pa, pb = a[left], b[right]
+    inter = np.clip(np.minimum(pa[:, 2], pb[:, 2]) - np.maximum(pa[:, 0], pb[:, 0]), 0, None) * np.clip(
+        np.minimum(pa[:, 3], pb[:, 3]) - np.maximum(pa[:, 1], pb[:, 1]), 0, None
+    )
+    link = (inter > 0) & (_iou(inter, _areas(pa), _areas(pb)) > iou_above)
+    left, right = left[link], right[link]
+    size = n if others is None else n + m
+    offset = 0 if others is None else n
+    graph = coo_matrix((np.ones(len(left)), (left, right + offset)), shape=(size, size))
+    _, component = connected_components(graph, directed=False)
+    by_component = np.argsort(component, kind="stable")
+    bounds = np.flatnonzero(np.diff(component[by_component])) + 1
+    groups = [np.sort(g) for g in np.split(by_component, bounds)]
+    groups.sort(key=lambda g: int(g[0]))
+    if others is None:
+        return groups
+    linked = set(component[left].tolist())
+    return [(g[g < n], g[g >= n] - n) for g in groups if component[g[0]] in linked]
+
+
+def format_box(box: Sequence[float]) -> str:
+    """``(xmin, ymin, xmax, ymax)`` as short text for messages, e.g. ``"(10, 5, 8.5, 20)"``."""
+    return "(" + ", ".join(format_number(v) for v in box) + ")"
+
+
+def format_number(value: object) -> str:
+    """A number as short text for messages: ``10.0`` -> ``"10"``, ``0.1`` -> ``"0.1"``; non-numbers as ``repr``."""
+    try:
+        return np.format_float_positional(float(value), trim="-")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def validate_boxes(
+    boxes: np.ndarray | Sequence[Sequence[float]],
+    where: Sequence[str] | None = None,
+    error: type[Exception] = InvalidInputError,
+) -> np.ndarray:
+    """Check that every box has finite coordinates, ``xmax > xmin`` and ``ymax > ymin``.
+
+    Args:
+        boxes: float array ``[N, 4]`` in ``(xmin, ymin, xmax, ymax)`` pixels, origin top-left.
+        where: ``[N]`` descriptions of where each box came from (e.g. ``"row 3 of a.csv"``),
+            used in the message; ``None`` says ``"row i"``.
+        error: the exception class to raise (a package error, e.g. ``AnnotationError``).
+
+    Returns:
+        The boxes as a float64 array ``[N, 4]``.
+
+    Raises:
+        error: for the first bad box, naming it, its place, how many more are bad, and the fix.
+    """
+    array = _as_boxes(boxes, "boxes")
+    places = [f"row {i}" for i in range(len(array))] if where is None else list(where)
+
+    def more(bad: np.ndarray) -> str:
+        count = int(bad.sum())
+        return f" (and {count - 1} more)" if count > 1 else ""
+
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise error(
+            f"Box {format_box(array[i])} in {places[i]}{more(bad)} has a coordinate that is not a finite "
+            "number; give every box four finite pixel coordinates, or drop it."
+        )
+    for lo, hi in ((0, 2), (1, 3)):
+        bad = array[:, hi] <= array[:, lo]
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise error(
+                f"Box {format_box(array[i])} in {places[i]}{more(bad)} has {BOX_COLUMNS[hi]} "
+                f"{format_number(array[i, hi])} <= {BOX_COLUMNS[lo]} {format_number(array[i, lo])}; boxes need xmax > xmin and "
+                "ymax > ymin (xmin, ymin, xmax, ymax in pixels, origin top-left), so fix or remove it."
+            )
+    return array
 
 
 def _dtype(column: str) -> str:

@@ -57,8 +57,6 @@ import torch
 from torch import Tensor
 
 from ._version import __version__
-from .files import atomic_write, looks_like_path
-from .labels import LabelMap
 from .config import ModelConfig, from_mapping
 from .errors import (
     CheckpointError,
@@ -67,7 +65,9 @@ from .errors import (
     ModelDownloadError,
     UnsafeCheckpointError,
 )
+from .files import atomic_write, looks_like_path
 from .gsd import DEEPFOREST_GSD
+from .labels import LabelMap
 from .model import infer_architecture
 
 __all__ = [
@@ -490,7 +490,7 @@ def _fetch_from_hub(repo_id: str, revision: str | None, *, local_files_only: boo
 
 
 def imagenet_backbone_weights(backbone: str) -> dict[str, Tensor]:
-    """torchvision's ImageNet weights for ``backbone``, downloaded once into torch's hub cache.
+    """Torchvision's ImageNet weights for ``backbone``, downloaded once into torch's hub cache.
 
     Raises:
         ModelDownloadError: the weights are not cached and cannot be downloaded.

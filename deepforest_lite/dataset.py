@@ -23,8 +23,8 @@ from torch.utils.data import Dataset
 
 from .annotations import image_paths
 from .boxes import ANNOTATION_COLUMNS, check_columns
-from .labels import LabelMap
 from .errors import ImageReadError, InvalidInputError
+from .labels import LabelMap
 from .raster import RasterSource, check_rgb_array, read_image, resample_array
 from .windows import Window, window_grid
 

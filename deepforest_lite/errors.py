@@ -26,6 +26,12 @@ __all__ = [
     "WriteError",
     "MissingLabelsError",
     "UnknownNameError",
+    "DeepForestLiteWarning",
+    "BoxesClippedWarning",
+    "SplitWarning",
+    "EvaluationWarning",
+    "TrainingWarning",
+    "GSDWarning",
 ]
 
 
@@ -100,3 +106,32 @@ class UnknownNameError(ConfigError, TypeError, AttributeError):
     raises for an unexpected keyword) and an ``AttributeError`` (what it raises
     for a missing attribute, so ``hasattr`` keeps working).
     """
+
+
+# --------------------------------------------------------------------------- warnings
+# Every warning the package issues is a DeepForestLiteWarning (a UserWarning), so users can
+# filter them by class: ``warnings.simplefilter("ignore", dfl.BoxesClippedWarning)``.
+
+
+class DeepForestLiteWarning(UserWarning):
+    """Base class of the package's warnings: the work went on, but something deserves a look."""
+
+
+class BoxesClippedWarning(DeepForestLiteWarning):
+    """Annotated boxes partly outside their image were clipped to its bounds."""
+
+
+class SplitWarning(DeepForestLiteWarning):
+    """``split_raster`` wrote no tiles, or left boxes out of every tile."""
+
+
+class EvaluationWarning(DeepForestLiteWarning):
+    """Scores may not mean what they seem: boxes without labels, disjoint image paths, capped detections."""
+
+
+class TrainingWarning(DeepForestLiteWarning):
+    """A training choice was made for the user (e.g. the score threshold of a rebuilt head)."""
+
+
+class GSDWarning(DeepForestLiteWarning):
+    """A raster's or a model's GSD is unknown, so imagery is used at its own pixel size."""

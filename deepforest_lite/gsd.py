@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import GSDWarning, InvalidInputError
 from .windows import Window, axis_offsets, check_grid_arguments
 
 __all__ = [
@@ -64,10 +64,6 @@ __all__ = [
 GSD_TOLERANCE: float = 0.1
 #: GSD (m) given to imported DeepForest tree checkpoints: its tree model was trained on 0.1 m NEON imagery
 DEEPFOREST_GSD: float = 0.1
-
-
-class GSDWarning(UserWarning):
-    """A raster's or a model's GSD is unknown, so imagery is used at its own pixel size."""
 
 
 def check_gsd(value: Any, name: str = "gsd") -> float | None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .boxes import BOX_COLUMNS, PREDICTION_COLUMNS, check_columns, empty_boxes, shift_boxes
+from .boxes import BOX_COLUMNS, PREDICTION_COLUMNS, check_columns, empty_boxes, overlap_groups, shift_boxes
 from .errors import InvalidInputError
 
 __all__ = ["OFFSET_COLUMNS", "merge_windows", "nms_merge", "shift_windows"]
@@ -202,31 +202,8 @@ def _groups(coords: np.ndarray, labels: np.ndarray | None, iou_threshold: float)
         if labels is None:
             return [np.arange(n)]
         return [np.flatnonzero(labels == name) for name in pd.unique(labels)]
-    import shapely
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    geoms = shapely.box(coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3])
-    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    pair = left < right
-    left, right = left[pair], right[pair]
-    if labels is not None:
-        same = labels[left] == labels[right]
-        left, right = left[same], right[same]
-    a, b = coords[left], coords[right]
-    inter = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None) * np.clip(
-        np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None
-    )
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = inter / (area_a + area_b - inter)
-    link = iou > iou_threshold - _IOU_MARGIN
-    graph = coo_matrix((np.ones(int(link.sum())), (left[link], right[link])), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
-    by_component = np.argsort(component, kind="stable")
-    bounds = np.flatnonzero(np.diff(component[by_component])) + 1
-    return np.split(by_component, bounds)
+    # links need IoU > iou_threshold minus a tiny margin, so rounding never drops a link
+    return overlap_groups(coords, iou_above=max(iou_threshold - _IOU_MARGIN, 0.0), labels=labels)  # type: ignore[return-value]
 
 
 def _order_columns(out: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:

@@ -68,6 +68,7 @@ class ScaleTransform(GeneralizedRCNNTransform):
     def resize(
         self, image: Tensor, target: dict[str, Tensor] | None = None
     ) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """Scale ``image`` (``C x H x W``) and its target boxes by the fixed factor."""
         if self.factor == 1.0:
             return image, target
         h, w = image.shape[-2:]
@@ -127,8 +128,11 @@ def build_retinanet(config: ModelConfig, num_classes: int) -> RetinaNet:
 
 
 def build_anchor_generator(config: ModelConfig) -> AnchorGenerator:
-    """The anchors of ``config``: each base size in ``anchor_sizes`` (P3..P7) times 2^0, 2^(1/3), 2^(2/3),
-    aspect ratios 0.5, 1, 2 (9 per location), in px of the network's input."""
+    """The anchors of ``config``.
+
+    Each base size in ``anchor_sizes`` (P3..P7) times 2^0, 2^(1/3), 2^(2/3),
+    aspect ratios 0.5, 1, 2 (9 per location), in px of the network's input.
+    """
     anchor_sizes = tuple(
         (int(s), int(s * 2 ** (1.0 / 3)), int(s * 2 ** (2.0 / 3))) for s in config.anchor_sizes
     )

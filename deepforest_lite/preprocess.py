@@ -19,8 +19,8 @@ import dataclasses
 import math
 import numbers
 import os
-import sys
 import secrets
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .compat import check_raster_first, deepforest_keywords
 from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
 from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
-from .errors import AnnotationError, ImageReadError, InvalidInputError
+from .compat import check_raster_first, deepforest_keywords
+from .errors import AnnotationError, ImageReadError, InvalidInputError, SplitWarning
 from .files import check_output_dir, write_errors
 from .geo import MAP_COLUMNS
 from .raster import RasterSource
@@ -269,7 +269,7 @@ def split_raster(
         why = "every window is empty of data" if result.skipped_empty == 0 else (
             "no window holds a kept box; pass allow_empty=True to write tiles without boxes"
         )
-        warnings.warn(f"split_raster wrote no tiles for {raster!r}: {why}.", UserWarning, stacklevel=2)
+        warnings.warn(f"split_raster wrote no tiles for {raster!r}: {why}.", SplitWarning, stacklevel=2)
     return result
 
 
@@ -387,7 +387,7 @@ def _cut(
             f"({first['xmin']:g}, {first['ymin']:g}, {first['xmax']:g}, {first['ymax']:g}) px: "
             f"less than min_visible={min_visible:g} of it lies in any {source.path!r} window "
             "with data; use a larger patch_size or patch_overlap, or a smaller min_visible.",
-            UserWarning,
+            SplitWarning,
             stacklevel=3,
         )
     return SplitResult(out, None, tiles, written, skipped_nodata, skipped_empty)

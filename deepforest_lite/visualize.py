@@ -28,8 +28,8 @@ import pandas as pd
 from .boxes import BOX_COLUMNS, check_columns
 from .errors import ImageReadError, InvalidInputError
 from .evaluate import best_threshold, format_threshold
-from .raster import check_rgb_array
 from .files import atomic_write
+from .raster import check_rgb_array
 
 __all__ = [
     "PREDICTION_COLOR",

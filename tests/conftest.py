@@ -27,6 +27,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Run torch on one thread for the test: tiny models run fastest so, and several threads crawl
+    when other jobs share the CPU. Modules use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_detector():
     """Factory for small, fast, randomly initialised detectors (ResNet-18, 32-channel FPN, native scale)."""
 

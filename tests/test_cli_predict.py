@@ -18,13 +18,7 @@ from deepforest_lite.cli import main
 PATCH = ["--patch-size", "200"]  # 300 x 200 px rasters: 2 windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and several threads crawl when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run fastest on one thread
 
 
 @pytest.fixture

@@ -43,12 +43,7 @@ SQUARES_M = ((2.0, 2.0, 4.4, 4.4), (10.0, 5.0, 13.2, 8.2), (21.0, 13.0, 23.0, 15
              (30.0, 20.0, 33.2, 22.4), (6.0, 24.0, 8.6, 26.2), (36.0, 3.0, 38.0, 5.4))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run fastest on one thread
 
 
 class SquareFinder(nn.Module):

@@ -38,13 +38,7 @@ LABELS = LabelMap(["Tree", "Bird"])
 GRID = dict(patch_size=100, patch_overlap=0.4)  # stride 60 px: 40 px shared by neighbours
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and several threads crawl when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run fastest on one thread
 
 
 class PlantedStub(nn.Module):

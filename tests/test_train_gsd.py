@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import deepforest_lite as dfl
 from deepforest_lite.dataset import TrainingDataset
@@ -14,12 +13,7 @@ from deepforest_lite.labels import LabelMap
 FAST = dict(epochs=1, batch_size=2, lr=1e-3, augment="none", workers=0, accelerator="cpu", precision="32-true")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run fastest on one thread
 
 
 def _tiles(make_raster, pixel=0.05):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from PIL import Image
 from affine import Affine
+from PIL import Image
 
 import deepforest_lite as dfl
 from deepforest_lite.errors import ImageReadError, InvalidInputError

@@ -58,7 +58,7 @@ def run_safely(func: Callable[[argparse.Namespace], int], args: argparse.Namespa
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
+    """Argparse type: an integer > 0."""
     try:
         value = int(text)
     except ValueError:
@@ -69,7 +69,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
+    """Argparse type: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -80,7 +80,7 @@ def non_negative_int(text: str) -> int:
 
 
 def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
+    """Argparse type: a number in [0, 1]."""
     try:
         value = float(text)
     except ValueError:

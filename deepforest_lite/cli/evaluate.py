@@ -92,7 +92,9 @@ _VECTOR_SUFFIXES = (".gpkg", ".geojson", ".shp")
 
 
 def read_box_table(path: str, what: str) -> pd.DataFrame:
-    """Read a box table: a CSV (kept as written, ``0,0,0,0`` rows included, which
+    """Read a box table.
+
+    A CSV (kept as written, ``0,0,0,0`` rows included, which
     :func:`evaluate_boxes` reads as "no objects"), a box file written by
     ``deepforest-lite predict`` (``.gpkg``, ``.geojson``, ``.shp``; the pixel columns
     are used), or any other annotation file :func:`read_annotations` reads (VOC, COCO).
@@ -128,7 +130,7 @@ def read_box_table(path: str, what: str) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the summary, write the requested files; returns the exit code."""
-    from ..evaluate import evaluate_boxes, mean_average_precision, threshold_sweep, best_threshold
+    from ..evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
 
     check_evaluate(args)  # inputs exist, --output and --plot-dir writable, before anything is read
     if args.root_dir is not None and not os.path.isdir(args.root_dir):

@@ -55,6 +55,7 @@ examples:
 
 
 def add_parser(subparsers: Any) -> None:
+    """Add the ``train`` subcommand and its options to ``subparsers``."""
     d = TrainConfig()
     p = subparsers.add_parser(
         "train",
@@ -178,6 +179,7 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Run ``deepforest-lite train`` with parsed ``args``; returns the exit code."""
     from ..annotations import read_annotations
 
     options = gather_options(args)
