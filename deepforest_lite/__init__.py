@@ -144,9 +144,9 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
     from .geo import boxes_to_map, write_boxes
     from .labels import LabelMap
+    from .mosaic import MosaicSource
     from .preprocess import split_raster
     from .raster import RasterSource, read_image
+    from .survey import expand_inputs
     from .visualize import plot_precision_recall, plot_predictions
     from .windows import Window, window_grid
-    from .mosaic import MosaicSource
-    from .survey import expand_inputs

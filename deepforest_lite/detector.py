@@ -15,9 +15,9 @@ import torch
 from . import checkpoint as ckpt
 from . import predict as _predict
 from .compat import DEEPFOREST_HINTS, deepforest_keywords, unknown_name_error
-from .labels import LabelMap
 from .config import ModelConfig, PredictConfig, TrainConfig, check_keys
 from .errors import InvalidInputError
+from .labels import LabelMap
 from .model import build_retinanet, load_backbone_weights, resolve_device
 from .raster import RasterSource
 

@@ -243,6 +243,7 @@ class ExportedRetinaNet(RetinaNet):
         return self
 
     def forward(self, images: list[Tensor], targets: Any = None) -> list[dict[str, Tensor]]:  # type: ignore[override]
+        """Detections per image (``boxes`` (N, 4) xyxy in input pixels, ``scores``, ``labels``) from the exported network."""
         if self.training or targets is not None:
             raise InvalidInputError(
                 f"The model from {self.source!r} can only predict; to train, load the model's checkpoint."
@@ -310,6 +311,7 @@ class OnnxRuntimeNetwork:
         self.optimization = optimization
 
     def __call__(self, images: Tensor) -> list[Tensor]:
+        """Run the ONNX session on a (B, 3, H, W) float batch; the network's outputs as CPU tensors."""
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
         return [torch.from_numpy(out) for out in self.session.run(None, {self.input_name: array})]
 

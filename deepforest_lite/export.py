@@ -107,6 +107,7 @@ class RetinaNetNetwork(nn.Module):
         self.bbox_reg = head.regression_head.bbox_reg
 
     def forward(self, images: Tensor) -> list[Tensor]:
+        """Raw head outputs of a (B, 3, H, W) batch: class logits and box deltas per FPN level."""
         features = list(self.backbone(images).values())
         logits = [self.cls_logits(self.cls_conv(f)) for f in features]
         deltas = [self.bbox_reg(self.bbox_conv(f)) for f in features]

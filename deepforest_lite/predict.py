@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .labels import LabelMap
 from .boxes import empty_boxes, make_boxes
 from .config import PredictConfig
 from .dataset import image_to_tensor
 from .errors import InvalidInputError
+from .labels import LabelMap
 from .raster import RasterSource, check_rgb_array
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -109,8 +109,11 @@ class WindowCheckpoint:
         self.saved_windows = 0
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state (``next``: windows done, ``empty``, ``boxes``, ``labels``, ``scores``,
-        ``offsets`` as lists of arrays) when the file exists and its key matches, else ``None``."""
+        """The saved state when the file exists and its key matches, else ``None``.
+
+        The state holds ``next`` (windows done) and ``empty``, ``boxes``, ``labels``, ``scores``,
+        ``offsets`` as lists of arrays.
+        """
         if not os.path.isfile(self.path):
             return None
         try:
@@ -136,7 +139,7 @@ class WindowCheckpoint:
         def cat(parts: Sequence[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if len(parts) else np.zeros(shape, dtype)
 
-        arrays = dict(
+        arrays: dict[str, Any] = dict(
             key=np.array(self.key), next=np.array(done), empty=np.array(empty), counts=counts,
             boxes=cat(boxes, (0, 4), np.float64), labels=cat(labels, (0,), np.int64),
             scores=cat(scores, (0,), np.float64), offsets=cat(offsets, (0, 2), np.float64),

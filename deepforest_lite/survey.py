@@ -178,7 +178,7 @@ def read_catalogue(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         return {}
     if "raster" not in table.columns:
         return {}
-    return {str(row["raster"]): dict(row) for row in table.to_dict("records")}
+    return {str(row["raster"]): {str(k): v for k, v in row.items()} for row in table.to_dict("records")}
 
 
 def write_catalogue(rows: Sequence[CatalogueRow], path: str | os.PathLike) -> str:
@@ -201,7 +201,7 @@ def write_catalogue(rows: Sequence[CatalogueRow], path: str | os.PathLike) -> st
     import geopandas as gpd
     import shapely
 
-    geometries = []
+    geometries: list[Any] = []
     for crs, wkt in zip(table["crs"], table["footprint"]):
         if not crs:
             geometries.append(None)

@@ -12,12 +12,10 @@ import time
 import geopandas as gpd
 import pandas as pd
 import pytest
-import torch
-
-from deepforest_lite.cli import main
-from deepforest_lite.survey import expand_inputs
 from test_cli_predict import PATCH, cli, fails, model_file, one_thread  # noqa: F401  (fixtures)
 from test_mosaic import cut
+
+from deepforest_lite.survey import expand_inputs
 
 
 @pytest.fixture

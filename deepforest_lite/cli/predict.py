@@ -384,8 +384,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _terminate_as_interrupt() -> Any:
-    """SIGTERM (what SLURM and most schedulers send before a kill) stops the run like Ctrl-C,
-    so the window checkpoint is saved on the way out; returns the handler it replaced (``None``: none set)."""
+    """Make SIGTERM stop the run like Ctrl-C; returns the handler it replaced (``None``: none set).
+
+    SIGTERM is what SLURM and most schedulers send before a kill; raised as an interrupt, it lets the
+    window checkpoint be saved on the way out.
+    """
     import signal
     import threading
 
