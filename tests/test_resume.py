@@ -16,12 +16,7 @@ from deepforest_lite.resume import WindowCheckpoint
 CONFIG = PredictConfig(patch_size=64, batch_size=2, device="cpu", engine="torch")  # 300 x 200 px: 5 x 4 windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture
