@@ -23,6 +23,7 @@ __all__ = [
     "BACKBONES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PRECISIONS",
     "ModelConfig",
     "PredictConfig",
     "TrainConfig",
@@ -38,6 +39,10 @@ RESIZE_MODES: tuple[str, ...] = ("short_side", "scale")
 HEAD_NORMS: tuple[str, ...] = ("none", "group")
 #: what runs the network in prediction (see deepforest_lite.engines)
 ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+
+#: prediction precisions: float32, or the network under bfloat16 / float16 autocast (float16 on CUDA only)
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
 GROUPS = 32  # GroupNorm groups in the heads with head_norm="group"
 
 T = TypeVar("T")
@@ -169,7 +174,8 @@ class PredictConfig:
         batch_size: windows per forward pass.
         workers: DataLoader worker processes reading windows (0 = main process).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        precision: ``"fp32"`` or ``"bf16"`` (autocast; torch engine only).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; torch engine
+            only; fp16 on CUDA only). Box decoding and NMS run in float32 either way.
         engine: what runs the network: ``"auto"`` (onnxruntime on the CPU in
             fp32 when it is installed, else torch), ``"torch"`` or
             ``"onnxruntime"`` (CPU, fp32); boxes are decoded, suppressed and
@@ -231,9 +237,9 @@ class PredictConfig:
                 f"bands must be three 1-based band numbers (red, green, blue), got {self.bands!r}; "
                 "e.g. bands=(1, 2, 3)."
             )
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in PRECISIONS:
             raise InvalidInputError(
-                f"Unknown precision {self.precision!r}; choose 'fp32' or 'bf16'."
+                f"Unknown precision {self.precision!r}; choose one of {list(PRECISIONS)}."
             )
         if self.engine not in ENGINES:
             raise InvalidInputError(f"Unknown engine {self.engine!r}; choose one of {list(ENGINES)}.")

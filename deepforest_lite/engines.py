@@ -93,6 +93,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     """The engine that runs a torch model for ``engine`` on ``device`` at ``precision``: ``"torch"`` or ``"onnxruntime"``."""
     if engine not in ENGINES:
         raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {list(ENGINES)}.")
+    _check_fp16(precision, device)
     if engine == "torch":
         return "torch"
     if engine == "auto":
@@ -115,6 +116,15 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     return "onnxruntime"
 
 
+def _check_fp16(precision: str, device: torch.device) -> None:
+    """Refuse float16 autocast off CUDA (CPU float16 kernels are few and slow)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise InvalidInputError(
+            f"precision='fp16' runs on CUDA only, but the device is {str(device)!r}; "
+            "use precision='bf16' (or 'fp32') here."
+        )
+
+
 def prepare_model(
     model: nn.Module, engine: str, precision: str, device: torch.device, progress: bool = False
 ) -> nn.Module:
@@ -127,6 +137,7 @@ def prepare_model(
     (exported on first use; ``progress`` shows the export). A model loaded
     from an exported file is checked against the settings and returned.
     """
+    _check_fp16(precision, device)
     if isinstance(model, ExportedRetinaNet):
         return model.check(engine, precision, device)
     if model_device(model) != device:

@@ -36,6 +36,7 @@ from .raster import RasterSource, check_rgb_array
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gsd import Scale, ScaledGrid
+    from .ranks import Ranks
     from .windows import Window
 
 __all__ = ["image_to_tensor", "detections_to_table", "predict_image", "predict_tile", "run_model"]
@@ -68,13 +69,13 @@ def run_model(
     model.eval()
     device = model_device(model)
     batch = [img.to(device, non_blocking=True) for img in images]
-    if precision != "bf16":
+    if precision == "fp32":
         return model(batch)
-    # The network runs in bfloat16; box decoding and NMS get float32 head outputs, so
+    # The network runs in bfloat16 / float16; box decoding and NMS get float32 head outputs, so
     # coordinates keep full precision (bfloat16 rounds 300 px to steps of 2 px).
     hook = model.head.register_forward_hook(lambda module, args, out: {k: v.float() for k, v in out.items()})
     try:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16):
             return model(batch)
     finally:
         hook.remove()
@@ -100,7 +101,7 @@ def predict_image(
         image: a file path (PNG, JPEG, TIFF) or an ``H x W x 3`` uint8 RGB array.
         image_path: the ``image_path`` value of the rows; defaults to the file's
             base name (as DeepForest writes it), or empty for arrays.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 on CUDA only).
         engine: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, on the device the
             weights are on (see :mod:`deepforest_lite.engines`).
         gsd: the image's GSD in metres per pixel (overrides the one a
@@ -162,6 +163,7 @@ def predict_tile(
     model_gsd: float | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_seconds: float = 30.0,
+    ranks: Ranks | None = None,
 ) -> pd.DataFrame:
     """Detect objects in a raster of any size, window by window.
 
@@ -217,6 +219,13 @@ def predict_tile(
             what an uninterrupted run returns. The file is left in place: the
             caller removes it once the result is written.
         checkpoint_seconds: the least time in seconds between two saves.
+        ranks: the processes sharing this raster (:func:`deepforest_lite.ranks.launch`),
+            or ``None`` for this process alone. Every rank must call with the same
+            arguments; each predicts its contiguous block of the grid's windows
+            (:meth:`~deepforest_lite.ranks.Ranks.block`) on ``config.device``,
+            checkpoints it to its own file
+            (:func:`~deepforest_lite.resume.rank_checkpoint_path`), and every
+            rank returns the whole raster's table, equal to a one-process run's.
 
     Returns:
         A box table (``xmin, ymin, xmax, ymax, label, score, image_path``) in
@@ -258,10 +267,14 @@ def predict_tile(
         scale, grid = _plan_grid(source, config, model_gsd, name)
         store = None
         if checkpoint is not None:
-            store = _window_checkpoint(model, label_map, config, source, grid, model_gsd, checkpoint, checkpoint_seconds)
+            store = _window_checkpoint(
+                model, label_map, config, source, grid, model_gsd, checkpoint, checkpoint_seconds, ranks
+            )
         model = prepare_model(model, config.engine, config.precision, device, progress=bool(progress))
         bar_name: Any = name if progress is True else (None if progress is False or progress is None else progress)
-        found = _run_windows(model, source, config, device, bar_name, grid, store)
+        found = _run_windows(model, source, config, device, bar_name, grid, store, ranks)
+        if ranks is not None and ranks.shared:
+            found = _WindowBoxes.concat(ranks.gather(found))  # blocks in rank order: the grid's order
         table = found.table(label_map, image_path)
         if grid is not None:  # window boxes from network pixels to raster pixels
             kx, ky = grid.to_raster
@@ -305,6 +318,7 @@ def _run_windows(
     progress_name: Any,
     grid: ScaledGrid | None = None,
     store: Any = None,
+    ranks: Ranks | None = None,
 ) -> _WindowBoxes:
     """Read the grid's windows through a DataLoader, run the model on batches, keep the boxes.
 
@@ -312,7 +326,8 @@ def _run_windows(
     given instead is advanced (a bar shared by many rasters). ``grid``:
     resampled windows (boxes stay in network pixels of each window here).
     ``store``: a :class:`~deepforest_lite.resume.WindowCheckpoint` to resume
-    from and save to, or ``None``.
+    from and save to, or ``None``. ``ranks``: predict only this rank's block
+    of the windows (counts and boxes are of the block).
     """
     import rasterio
     from torch.utils.data import DataLoader
@@ -320,7 +335,7 @@ def _run_windows(
 
     from .dataset import WindowDataset, collate_windows
 
-    windows = _grid_windows(source, config, grid)
+    windows = _rank_windows(_grid_windows(source, config, grid), ranks, config.batch_size)
     found = _WindowBoxes(windows=len(windows))
     start = found.restore(store.load()) if store is not None else 0
     if store is not None:
@@ -377,20 +392,33 @@ def _grid_windows(source: RasterSource | np.ndarray, config: PredictConfig, grid
     return window_grid(height, width, config.patch_size, config.patch_overlap)
 
 
+def _rank_windows(windows: list[Window], ranks: Ranks | None, batch_size: int) -> list[Window]:
+    """This rank's contiguous block of the grid's windows, in whole batches (all of them without ``ranks``)."""
+    if ranks is None or not ranks.shared:
+        return windows
+    block = ranks.block(len(windows), unit=batch_size)
+    return windows[block.start : block.stop]
+
+
 def _window_checkpoint(
     model: nn.Module, label_map: LabelMap, config: PredictConfig, source: RasterSource | np.ndarray,
     grid: ScaledGrid | None, model_gsd: float | None, path: str | os.PathLike, seconds: float,
+    ranks: Ranks | None = None,
 ) -> Any:
-    """The :class:`~deepforest_lite.resume.WindowCheckpoint` of this raster, model and settings."""
+    """The :class:`~deepforest_lite.resume.WindowCheckpoint` of this raster, model and settings (and rank's block)."""
     import dataclasses
 
-    from .resume import WindowCheckpoint, checkpoint_key
+    from .resume import WindowCheckpoint, checkpoint_key, rank_checkpoint_path
 
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
         raise InvalidInputError(f"checkpoint_seconds must be a number of seconds >= 0, got {seconds!r}; e.g. 30.")
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
     settings.update(model_gsd=model_gsd, out_shape=None if grid is None else list(grid.out_shape))
-    key = checkpoint_key(model, list(label_map.names), settings, source, _grid_windows(source, config, grid))
+    key = checkpoint_key(
+        model, list(label_map.names), settings, source, _rank_windows(_grid_windows(source, config, grid), ranks, config.batch_size)
+    )
+    if ranks is not None:
+        path = rank_checkpoint_path(path, ranks.rank, ranks.world_size)
     return WindowCheckpoint(path, key, seconds)
 
 
@@ -447,6 +475,19 @@ class _WindowBoxes:
         self.scores, self.offsets = list(state["scores"]), list(state["offsets"])
         self.resumed = state["next"]
         return self.resumed
+
+    @classmethod
+    def concat(cls, parts: Sequence[_WindowBoxes]) -> _WindowBoxes:
+        """The boxes of consecutive blocks of one grid (in grid order) as one."""
+        whole = cls(windows=sum(part.windows for part in parts))
+        for part in parts:
+            whole.empty += part.empty
+            whole.resumed += part.resumed
+            whole.boxes += part.boxes
+            whole.labels += part.labels
+            whole.scores += part.scores
+            whole.offsets += part.offsets
+        return whole
 
     def save(self, store: Any, done: int) -> None:
         store.save(done, self.empty, self.boxes, self.labels, self.scores, self.offsets)

@@ -34,11 +34,24 @@ import numpy as np
 
 from .files import atomic_write
 
-__all__ = ["CHECKPOINT_SUFFIX", "WindowCheckpoint", "checkpoint_key", "source_identity"]
+__all__ = ["CHECKPOINT_SUFFIX", "WindowCheckpoint", "checkpoint_key", "rank_checkpoint_path", "source_identity"]
 
 #: what the CLI appends to an output path to name its window checkpoint
 CHECKPOINT_SUFFIX: str = ".partial.npz"
 _FORMAT = 1
+
+
+def rank_checkpoint_path(path: str | os.PathLike, rank: int, world_size: int) -> str:
+    """The checkpoint of one rank's block of windows when ``world_size`` processes share a raster.
+
+    ``OUT.partial.npz`` becomes ``OUT.rank1-of-2.partial.npz``; a one-process
+    run (``world_size == 1``) keeps ``path`` as it is.
+    """
+    path = os.fspath(path)
+    if world_size == 1:
+        return path
+    stem, suffix = (path[: -len(CHECKPOINT_SUFFIX)], CHECKPOINT_SUFFIX) if path.endswith(CHECKPOINT_SUFFIX) else os.path.splitext(path)
+    return f"{stem}.rank{rank}-of-{world_size}{suffix}"
 
 
 def source_identity(source: Any) -> list[Any]:

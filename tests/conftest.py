@@ -38,7 +38,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_detector():
     """Factory for small, fast, randomly initialised detectors (ResNet-18, 32-channel FPN, native scale)."""
 

@@ -301,8 +301,10 @@ def test_detector_method_passes_every_setting(make_raster) -> None:
         det.predict_tile(r.path, patch_overlap=1.0)
     with pytest.raises(InvalidInputError, match="patch_size"):
         det.predict_tile(r.path, patch_size=0)
-    with pytest.raises(InvalidInputError, match="precision"):
-        det.predict_tile(r.path, precision="fp16")
+    with pytest.raises(InvalidInputError, match="Unknown precision 'fp8'"):
+        det.predict_tile(r.path, precision="fp8")
+    with pytest.raises(InvalidInputError, match="'fp16' runs on CUDA only"):
+        det.predict_tile(r.path, precision="fp16", device="cpu")
     with pytest.raises(ImageReadError, match="does not exist"):
         det.predict_tile(r.path.parent / "missing.tif")
     assert_planted_once(det.predict_tile(r.path, np.int64(100), np.float32(0.4), progress=False), r.boxes.iloc[:1])

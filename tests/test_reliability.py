@@ -39,18 +39,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models r
 # --------------------------------------------------------------------------- the world the cases run in
 
 
-class World:
-    """Files every case may use, made once per test in ``root``."""
+class Models:
+    """The model and broken-checkpoint files the cases only read, written once per module (``models``)."""
 
-    def __init__(self, root: Path, make_raster: Callable[..., Any], detector: Callable[..., Any]) -> None:
+    def __init__(self, root: Path, detector: Callable[..., Any]) -> None:
         from safetensors.torch import save_file
 
-        self.root = root
-        self.raster = str(make_raster("ortho.tif", width=96, height=64, boxes=((10, 10, 30, 30),)).path)
-        self.afile = root / "afile.txt"
-        self.afile.write_text("not a folder")
-        self.folder = root / "existing"
-        self.folder.mkdir()
         det = detector(["Tree"], seed=1)
         self.model = str(det.save(root / "model.pt"))
         self.plain = root / "plain.pt"  # DeepForest's NEON.pt style: weights only, no label names
@@ -70,6 +64,21 @@ class World:
         save_file({k: v.contiguous() for k, v in det.model.state_dict().items()}, str(hf / "model.safetensors"))
         (hf / "config.json").write_text("{broken")
         self.bad = bad
+
+
+class World:
+    """Files every case may use: the module's read-only ``Models``, and inputs made afresh per test in ``root``."""
+
+    def __init__(self, root: Path, make_raster: Callable[..., Any], models: Models) -> None:
+        self.root = root
+        self.raster = str(make_raster("ortho.tif", width=96, height=64, boxes=((10, 10, 30, 30),)).path)
+        self.afile = root / "afile.txt"
+        self.afile.write_text("not a folder")
+        self.folder = root / "existing"
+        self.folder.mkdir()
+        self.model = models.model
+        self.plain = models.plain
+        self.bad = models.bad
         self.truth = root / "truth.csv"
         self.truth.write_text("image_path,xmin,ymin,xmax,ymax,label\northo.tif,10,10,30,30,Tree\n")
         self.preds = root / "preds.csv"
@@ -91,9 +100,14 @@ class _Opaque:
     """A Python object a weights-only load must refuse to unpickle."""
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_detector) -> Models:
+    return Models(tmp_path_factory.mktemp("models"), tiny_detector)
+
+
 @pytest.fixture
-def world(tmp_path, make_raster, tiny_detector) -> World:
-    return World(tmp_path, make_raster, tiny_detector)
+def world(tmp_path, make_raster, models) -> World:
+    return World(tmp_path, make_raster, models)
 
 
 def _refuse_probe(code: int) -> Callable[[pytest.MonkeyPatch], None]:

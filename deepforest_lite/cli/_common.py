@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from ..errors import DeepForestLiteError
+from ..errors import ConfigError, DeepForestLiteError
 
 #: Exit code for a user mistake (bad option, missing file, unknown model).
 USAGE_ERROR = 2
@@ -88,3 +88,34 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return value
+
+
+def parse_devices(value: Any) -> Any:
+    """Lightning's ``devices`` from a command-line or YAML value.
+
+    ``"2"`` -> ``2``, ``"0,1"`` -> ``[0, 1]``; ``"auto"``, ``"-1"``, numbers
+    and lists pass through.
+
+    Raises:
+        ConfigError: text that is neither a number, a list of ids, ``auto`` nor ``-1``.
+    """
+    if not isinstance(value, str) or value in ("auto", "-1"):
+        return value
+    parts = [d.strip() for d in value.split(",") if d.strip()]
+    if not parts or not all(d.isdigit() for d in parts):
+        raise ConfigError(f"--devices {value!r} is not a number or a list of device ids such as 0,1.")
+    return [int(d) for d in parts] if len(parts) > 1 else int(parts[0])
+
+
+def add_device_arguments(group: Any, defaults: Any) -> None:
+    """``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes`` (Lightning's names), shared by train and predict.
+
+    ``defaults`` has ``accelerator``, ``devices``, ``strategy`` and ``num_nodes`` attributes (shown in the help).
+    """
+    group.add_argument("--accelerator", metavar="NAME", help="Lightning accelerator: auto, cpu, gpu, mps "
+                       f"(default {defaults.accelerator})")
+    group.add_argument("--devices", metavar="N_OR_LIST", help="number of devices, or a list of ids such as 0,1 "
+                       f"(default {defaults.devices})")
+    group.add_argument("--strategy", metavar="NAME", help=f"Lightning strategy: auto, ddp, ... (default {defaults.strategy})")
+    group.add_argument("--num-nodes", type=positive_int, metavar="N", help="machines taking part "
+                       f"(default {defaults.num_nodes})")

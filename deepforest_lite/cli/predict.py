@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ._checks import check_predict
-from ._common import fraction, non_negative_int, positive_int
+from ._common import add_device_arguments, fraction, non_negative_int, parse_devices, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -57,12 +58,13 @@ examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict 'survey/**/*.tif' --model my_model.pt --output-dir predictions/ --merged all.gpkg
   deepforest-lite predict site_tiles/ --mosaic --output site.gpkg
+  deepforest-lite predict tiles/ --output-dir predictions/ --accelerator gpu --devices 4
 """
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``predict`` on the ``deepforest-lite`` subcommand parser."""
-    from ..config import ENGINES, PredictConfig
+    from ..config import ENGINES, PRECISIONS, PredictConfig
 
     defaults = PredictConfig()
     parser = subparsers.add_parser(
@@ -127,8 +129,9 @@ def add_parser(subparsers: Any) -> None:
         help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)",
     )
     parser.add_argument(
-        "--precision", choices=("fp32", "bf16"), default=defaults.precision,
-        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs) "
+        "--precision", choices=PRECISIONS, default=defaults.precision,
+        help="bf16 runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs), "
+        "fp16 under float16 autocast (CUDA only); boxes are decoded in float32 "
         f"(default {defaults.precision})",
     )
     parser.add_argument(
@@ -195,6 +198,16 @@ def add_parser(subparsers: Any) -> None:
         "mid-raster when rerun (0: after every batch; default 30)",
     )
     parser.add_argument("--no-checkpoint", action="store_true", help="no window checkpoints (default: checkpoints on)")
+    from ..config import TrainConfig
+
+    processes = parser.add_argument_group(
+        "many devices and machines (Lightning Fabric; any of these replaces --device)",
+        "rasters are shared out across the processes (round-robin), or the windows of each\n"
+        "raster when there are fewer rasters than processes; the files written equal a\n"
+        "one-process run's. Under torchrun or SLURM give the --devices and --num-nodes the\n"
+        "job starts (docs/predicting.md has the recipes).",
+    )
+    add_device_arguments(processes, TrainConfig())
     parser.set_defaults(run=run)
 
 
@@ -274,7 +287,24 @@ def _value_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check everything that can be checked, load the model, predict, write; returns the exit code."""
+    """Check everything that can be checked, load the model, predict, write; returns the exit code.
+
+    A process a launcher started as a rank other than 0 prints nothing (rank 0 says it all).
+    """
+    from ..ranks import launched_as_secondary
+
+    if _uses_lightning(args) and launched_as_secondary():
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            return _run(args)
+    return _run(args)
+
+
+def _uses_lightning(args: argparse.Namespace) -> bool:
+    """Whether any of ``--accelerator``, ``--devices``, ``--num-nodes``, ``--strategy`` was given."""
+    return any(getattr(args, name, None) is not None for name in ("accelerator", "devices", "num_nodes", "strategy"))
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..config import PredictConfig
     from ..geo import SUPPORTED_EXTENSIONS
     from ..survey import expand_inputs
@@ -304,6 +334,13 @@ def run(args: argparse.Namespace) -> int:
     if args.mosaic and args.plot is not None:
         raise InvalidInputError("--plot does not apply to --mosaic; draw the tiles in a separate run without --mosaic.")
     plot_dir = _check_plot(args.plot, len(rasters))
+    if _uses_lightning(args):
+        if args.device != "auto":
+            raise InvalidInputError(
+                f"--device {args.device!r} picks one device, but --accelerator/--devices/--num-nodes/--strategy "
+                "let Lightning give each process its own; drop --device (or those)."
+            )
+        args.devices = parse_devices(args.devices) if args.devices is not None else None
     from ..model import resolve_device  # the first torch import
 
     device = resolve_device(args.device)  # an unavailable device fails before the model is loaded
@@ -334,32 +371,52 @@ def run(args: argparse.Namespace) -> int:
         if args.merged is not None:
             _write_merged(catalogue, args)
         return 0
-    detector = _load_detector(args)
-    bar = _survey_bar(detector, jobs, config, args)
+    ranks = _launch(args, str(device))  # with Lightning settings: the other processes start here
+    if ranks.shared:
+        config = dataclasses.replace(config, device=ranks.device)
+    share_windows = ranks.shared and len(jobs) < ranks.world_size  # else rasters go round-robin
+    mine = list(enumerate(jobs)) if share_windows else ranks.mine(list(enumerate(jobs)))
+    window_ranks = ranks if share_windows else None
+    writer = ranks.main or not share_windows  # who writes a raster's output
+    detector = _load_detector(args, config.device)
+    bar = _survey_bar(detector, [job for _, job in mine], config, args, window_ranks) if ranks.main else None
     previous = _terminate_as_interrupt()
+    finished = False
     try:
         if args.output_dir is not None:
-            for raster, target, source in jobs:
+            for _, (raster, target, source) in mine:
                 started = time.monotonic()
-                table = _predict(detector, source, config, args, _checkpoint_path(target, None), bar)
+                checkpoint = _checkpoint_path(target, None)
+                table = _predict(detector, source, config, args, checkpoint, bar, window_ranks)
                 if args.mosaic:
                     table = source.assign(table)
-                _write(table, target, args.crs)
-                _remove_checkpoint(_checkpoint_path(target, None))
-                catalogue.add(raster, target, source, table, time.monotonic() - started, detector)
-                _say(f"wrote {target} ({_summary(table)})", bar)
-                if not args.mosaic:
-                    _plot(raster, table, args.plot, plot_dir)
-            catalogue.write()
-            if args.merged is not None:
-                _write_merged(catalogue, args)
+                if writer:
+                    _write(table, target, args.crs)
+                    catalogue.add(raster, target, source, table, time.monotonic() - started, detector)
+                    _say(f"wrote {target} ({_summary(table)})", bar)
+                    if not args.mosaic:
+                        _plot(raster, table, args.plot, plot_dir)
+                _release_checkpoint(checkpoint, window_ranks)
+            catalogue.absorb(ranks.gather(catalogue.rows), [raster for raster, _, _ in jobs])
+            if ranks.main:
+                catalogue.write()
+                if args.merged is not None:
+                    _write_merged(catalogue, args)
+            finished = True
+            ranks.barrier()
             return 0
 
         tables = []
-        for raster, _, source in jobs:
-            table = _predict(detector, source, config, args, _checkpoint_path(args.output, raster, args.mosaic), bar)
-            tables.append(source.assign(table) if args.mosaic else table)
-            _plot(raster, tables[-1], args.plot, plot_dir)
+        for index, (raster, _, source) in mine:
+            table = _predict(
+                detector, source, config, args, _checkpoint_path(args.output, raster, args.mosaic), bar, window_ranks
+            )
+            tables.append((index, source.assign(table) if args.mosaic else table))
+            if writer:
+                _plot(raster, tables[-1][1], args.plot, plot_dir)
+        if not share_windows:
+            tables = sorted((item for part in ranks.gather(tables) for item in part), key=lambda item: item[0])
+        finished = True
     finally:
         if previous is not None:
             import signal
@@ -367,20 +424,53 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
-        if catalogue is not None:
-            catalogue.write()
+        if catalogue is not None and ranks.main and not finished:
+            catalogue.write()  # what is done so far, when the run stops early
         for _, _, source in jobs:
             if hasattr(source, "cleanup"):
                 source.cleanup()
-    ext = Path(args.output).suffix.lower()
-    combined = _combine(tables, ext, args.crs)
-    _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
-    for raster, _, _ in jobs:
-        _remove_checkpoint(_checkpoint_path(args.output, raster, args.mosaic))
-    scales = "; ".join(dict.fromkeys(_scale_note(t) for t in tables if _scale_note(t)))
-    print(f"wrote {args.output} ({len(combined)} boxes from {len(tables)} raster{'s' if len(tables) != 1 else ''}"
-          + (f"; {scales}" if scales else "") + ")")
+    ordered = [table for _, table in tables]
+    if ranks.main:
+        ext = Path(args.output).suffix.lower()
+        combined = _combine(ordered, ext, args.crs)
+        _write(combined, args.output, None if ext == ".csv" else args.crs)  # a CSV is converted in _combine
+        scales = "; ".join(dict.fromkeys(_scale_note(t) for t in ordered if _scale_note(t)))
+        print(f"wrote {args.output} ({len(combined)} boxes from {len(ordered)} raster{'s' if len(ordered) != 1 else ''}"
+              + (f"; {scales}" if scales else "") + ")")
+    ranks.barrier()  # the output is written: every rank may drop its checkpoints
+    for _, (raster, _, _) in mine:
+        _release_checkpoint(_checkpoint_path(args.output, raster, args.mosaic), window_ranks, wait=False)
+    ranks.barrier()
     return 0
+
+
+def _launch(args: argparse.Namespace, device: str) -> Any:
+    """This process's :class:`~deepforest_lite.ranks.Ranks`: Lightning's launch with its settings, else one process."""
+    from ..ranks import Ranks, launch
+
+    if not _uses_lightning(args):
+        return Ranks.single(device)
+    return launch(
+        accelerator=args.accelerator or "auto",
+        devices=args.devices if args.devices is not None else "auto",
+        num_nodes=args.num_nodes or 1,
+        strategy=args.strategy or "auto",
+    )
+
+
+def _release_checkpoint(path: str, window_ranks: Any, wait: bool = True) -> None:
+    """Remove a raster's window checkpoint once its output is written (with shared windows: each rank its own).
+
+    With shared windows rank 0 writes the output, so the ranks first wait for it (``wait``).
+    """
+    if window_ranks is None:
+        _remove_checkpoint(path)
+        return
+    from ..resume import rank_checkpoint_path
+
+    if wait:
+        window_ranks.barrier()
+    _remove_checkpoint(rank_checkpoint_path(path, window_ranks.rank, window_ranks.world_size))
 
 
 def _terminate_as_interrupt() -> Any:
@@ -445,8 +535,13 @@ def _plan_mosaic(rasters: list[str], args: argparse.Namespace) -> tuple[list[tup
     return [(f"mosaic of {len(rasters)} rasters", target, source)], []
 
 
-def _survey_bar(detector: Any, jobs: list[tuple[str, str | None, Any]], config: Any, args: argparse.Namespace) -> Any:
-    """One tqdm bar over every window of every raster still to do (``None`` with ``--quiet``)."""
+def _survey_bar(
+    detector: Any, jobs: list[tuple[str, str | None, Any]], config: Any, args: argparse.Namespace, window_ranks: Any = None
+) -> Any:
+    """One tqdm bar over every window of every raster still to do (``None`` with ``--quiet``).
+
+    ``window_ranks``: the rasters' windows are shared by these processes; the bar counts this rank's block.
+    """
     if args.quiet:
         return None
     import warnings
@@ -460,7 +555,8 @@ def _survey_bar(detector: Any, jobs: list[tuple[str, str | None, Any]], config: 
         warnings.simplefilter("ignore")
         for raster, _, source in jobs:
             _, grid = predict_module._plan_grid(source, config, detector.gsd, os.path.basename(raster))
-            total += len(predict_module._grid_windows(source, config, grid))
+            windows = predict_module._grid_windows(source, config, grid)
+            total += len(predict_module._rank_windows(windows, window_ranks, config.batch_size))
     return tqdm(total=total, unit="window", file=sys.stderr, dynamic_ncols=True)
 
 
@@ -513,6 +609,14 @@ class _Catalogue:
             boxes=len(table), windows=table.attrs.get("windows"), seconds=round(seconds, 3), crs=crs,
             footprint=outline, model=self.model, engine=f"{self.engine} on {detector.device}",
         )
+
+    def absorb(self, parts: list[dict[str, Any]], order: list[str]) -> None:
+        """Take the rows every rank made (``Ranks.gather`` of ``rows``): skipped rasters first, then ``order``."""
+        found: dict[str, Any] = {}
+        for part in parts:
+            found.update(part)
+        skipped = [raster for raster, row in self.rows.items() if row.status == "skipped"]
+        self.rows = {raster: found[raster] for raster in skipped + order if raster in found}
 
     def write(self) -> None:
         from ..survey import write_catalogue
@@ -702,12 +806,12 @@ def _check_one_crs(sources: list[Any], ext: str, output: str, crs: str | None = 
         )
 
 
-def _load_detector(args: argparse.Namespace) -> Any:
+def _load_detector(args: argparse.Namespace, device: str) -> Any:
     from ..detector import load_model
 
     labels = getattr(args, "labels", None)
     names = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
-    detector = load_model(args.model, names, device=args.device)
+    detector = load_model(args.model, names, device=device)
     if args.score_threshold is not None:
         detector.score_threshold = args.score_threshold
     if getattr(args, "model_gsd", None) is not None:
@@ -716,7 +820,8 @@ def _load_detector(args: argparse.Namespace) -> Any:
 
 
 def _predict(
-    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None
+    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None,
+    window_ranks: Any = None,
 ) -> Any:
     import warnings
 
@@ -724,7 +829,7 @@ def _predict(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GSDWarning)
-        table = _predict_tile(detector, source, config, args, checkpoint, bar)
+        table = _predict_tile(detector, source, config, args, checkpoint, bar, window_ranks)
     for warning in caught:
         if issubclass(warning.category, GSDWarning):
             print("note: " + " ".join(str(warning.message).replace("gsd=... (command line: --gsd)", "--gsd METRES")
@@ -735,7 +840,8 @@ def _predict(
 
 
 def _predict_tile(
-    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None
+    detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None,
+    window_ranks: Any = None,
 ) -> Any:
     from .. import predict as predict_module
 
@@ -747,6 +853,7 @@ def _predict_tile(
         model_gsd=detector.gsd,
         checkpoint=None if args.no_checkpoint or checkpoint is None else checkpoint,
         checkpoint_seconds=args.checkpoint_every,
+        ranks=window_ranks,
     )
 
 

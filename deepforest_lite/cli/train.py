@@ -22,7 +22,7 @@ from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_con
 from ..errors import ConfigError, WriteError
 from ..files import atomic_write, check_output_dir, is_disk_full
 from ._checks import check_train
-from ._common import fail, fraction, non_negative_int, positive_int
+from ._common import add_device_arguments, fail, fraction, non_negative_int, parse_devices, positive_int
 from .split import _gsd as _gsd_metres
 
 #: YAML keys that describe the run rather than TrainConfig fields.
@@ -122,13 +122,7 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--seed", type=int, metavar="N", help=f"random seed of weights, augmentation and shuffling "
                      f"(default {d.seed})")
     hw = p.add_argument_group("hardware and logging")
-    hw.add_argument("--accelerator", metavar="NAME", help=f"Lightning accelerator: auto, cpu, gpu, mps "
-                    f"(default {d.accelerator})")
-    hw.add_argument("--devices", metavar="N_OR_LIST", help=f"number of devices, or a list of ids such as 0,1 "
-                    f"(default {d.devices})")
-    hw.add_argument("--strategy", metavar="NAME", help=f"Lightning strategy: auto, ddp, ... (default {d.strategy})")
-    hw.add_argument("--num-nodes", type=positive_int, metavar="N", help=f"machines for multi-node training "
-                    f"(default {d.num_nodes})")
+    add_device_arguments(hw, d)
     hw.add_argument("--precision", metavar="MODE", help=f"Lightning precision: 32-true, 16-mixed, bf16-mixed "
                     f"(default {d.precision})")
     hw.add_argument("--accumulate-grad-batches", type=positive_int, metavar="N", help="batches whose gradients "
@@ -166,12 +160,8 @@ def gather_options(args: argparse.Namespace) -> dict[str, Any]:
             options[key] = value
     if isinstance(options.get("labels"), str):
         options["labels"] = [s.strip() for s in options["labels"].split(",") if s.strip()]
-    devices = options.get("devices")
-    if isinstance(devices, str) and devices not in ("auto", "-1"):
-        parts = [d.strip() for d in devices.split(",") if d.strip()]
-        if not parts or (len(parts) > 1 and not all(d.isdigit() for d in parts)):
-            raise ConfigError(f"--devices {devices!r} is not a number or a list of device ids such as 0,1.")
-        options["devices"] = [int(d) for d in parts] if len(parts) > 1 else int(parts[0]) if parts[0].isdigit() else devices
+    if "devices" in options:
+        options["devices"] = parse_devices(options["devices"])
     for required in ("train", "output"):
         if not options.get(required):
             fail(f"deepforest-lite train: error: --{required} is required (on the command line or in --config)")
