@@ -5,9 +5,10 @@
 
 A plot is the NEON plot id at the start of the image name (``CLBJ_001`` in ``CLBJ_001_2018...``), so
 both flights of one plot land on the same side. The first ``--plots`` plot ids (sorted) are the
-fine-tuning set, the others the test set. The model (default: the bundled one) is scored on the test
-plots as it is (zero-shot), then fine-tuned with ``fit``'s defaults (plus ``--epochs``) and scored
-again at its stored score threshold. Box precision/recall per image (DeepForest's rule) and pooled
+fine-tuning set, the others the test set; with ``--val-plots K`` the last K of the fine-tuning plots
+are kept out of training and used as validation (best epoch and score threshold by F1). The model
+(default: the bundled one) is scored on the test plots as it is (zero-shot), then fine-tuned with
+``fit``'s defaults (plus ``--epochs``, ``--lr``) and scored again at its stored score threshold. Box precision/recall per image (DeepForest's rule) and pooled
 P/R/F1 at IoU 0.4. Prints one JSON line on stdout.
 """
 
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="starting model (default: the bundled tree-lite)")
     parser.add_argument("--plots", type=int, default=10, help="plots to fine-tune on (default 10)")
     parser.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: fit's)")
+    parser.add_argument("--val-plots", type=int, default=0,
+                        help="of the fine-tuning plots, this many validate instead of train (default 0)")
     parser.add_argument("--output-dir", default=None, help="training folder (default: a temporary one)")
     args = parser.parse_args()
 
@@ -58,9 +62,14 @@ def main() -> None:
     plots = sorted({plot_id(p) for p in truth["image_path"]})
     if len(plots) <= args.plots:
         raise SystemExit(f"{args.annotations} has only {len(plots)} plots; --plots must leave some to score")
+    if not 0 <= args.val_plots < args.plots:
+        raise SystemExit(f"--val-plots must be between 0 and --plots - 1 ({args.plots - 1}), got {args.val_plots}")
     tune_plots = set(plots[: args.plots])
+    val_plots = set(plots[args.plots - args.val_plots : args.plots])
     is_tune = truth["image_path"].map(plot_id).isin(tune_plots)
     tune, test = truth[is_tune], truth[~is_tune]
+    is_val = tune["image_path"].map(plot_id).isin(val_plots)
+    tune, val = tune[~is_val], tune[is_val]
 
     det = dfl.load_model(args.model, device="cpu")
     zero_shot = score(det, test)
@@ -69,12 +78,21 @@ def main() -> None:
         out = Path(args.output_dir or tmp)
         out.mkdir(parents=True, exist_ok=True)
         dfl.write_annotations(tune, out / "finetune.csv")
-        det.fit(out / "finetune.csv", output_dir=out / "run", epochs=args.epochs, progress=False)
+        options: dict = {"epochs": args.epochs, "progress": False}
+        if args.lr is not None:
+            options["lr"] = args.lr
+        if len(val):
+            dfl.write_annotations(val, out / "val.csv")
+            options["val"] = out / "val.csv"
+        trained = det.fit(out / "finetune.csv", output_dir=out / "run", **options)
+        det = dfl.load_model(trained.model_path, device="cpu")  # the best validation epoch when there was validation
     seconds = time.perf_counter() - started
     result = {
         "annotations": args.annotations,
         "model": args.model or "tree-lite (bundled)",
-        "finetune_plots": sorted(tune_plots),
+        "finetune_plots": sorted(tune_plots - val_plots),
+        "val_plots": sorted(val_plots),
+        "lr": args.lr,
         "finetune_images": int(tune["image_path"].nunique()),
         "finetune_boxes": len(tune),
         "test_plots": len(plots) - args.plots,
