@@ -49,6 +49,7 @@ from collections.abc import Sequence  # noqa: E402
 import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .checks import check_range  # noqa: E402
 from .errors import InvalidInputError  # noqa: E402
 
 __all__ = ["PRESETS", "MULTISCALE_RANGE", "bbox_params", "build_augmentation", "apply_augmentation", "random_rescale"]
@@ -88,9 +89,8 @@ def random_rescale(scale_range: Sequence[float] = MULTISCALE_RANGE, p: float = 0
         raise InvalidInputError(
             f"scale_range must satisfy 0 < low <= high, got {scale_range!r}; e.g. scale_range=(0.5, 2.0)."
         )
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise InvalidInputError(f"scale_p must be a probability in [0, 1], got {p!r}.")
-    return A.Affine(scale=(low, high), keep_ratio=True, border_mode=0, fill=0, p=float(p))
+    p = check_range("scale_p", p, 0, 1, kind="probability")
+    return A.Affine(scale=(low, high), keep_ratio=True, border_mode=0, fill=0, p=p)
 
 
 def build_augmentation(

@@ -10,13 +10,13 @@ message that lists the valid ones. This module is torch-free.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .checks import check_range, in_range
 from .errors import ConfigError, InvalidInputError
 
 __all__ = [
@@ -137,11 +137,8 @@ class ModelConfig:
             )
         _check_positive_int("min_size", self.min_size)
         _check_positive_int("max_size", self.max_size)
-        if not self.scale_factor > 0:
-            raise InvalidInputError(
-                f"scale_factor must be > 0, got {self.scale_factor!r}; 1.0 keeps native resolution."
-            )
-        if len(self.anchor_sizes) != 5 or any(int(s) <= 0 for s in self.anchor_sizes):
+        check_range("scale_factor", self.scale_factor, 0, low_open=True, hint="1.0 keeps native resolution")
+        if len(self.anchor_sizes) != 5 or not all(in_range(s, 1) for s in self.anchor_sizes):
             raise InvalidInputError(
                 f"anchor_sizes needs five positive sizes in px (one per FPN level P3-P7), "
                 f"got {self.anchor_sizes!r}."
@@ -153,11 +150,7 @@ class ModelConfig:
             raise InvalidInputError(
                 f"head_norm='group' needs fpn_channels divisible by {GROUPS}, got {self.fpn_channels}."
             )
-        if not 0 <= self.trainable_backbone_layers <= 5:
-            raise InvalidInputError(
-                "trainable_backbone_layers must be between 0 and 5, "
-                f"got {self.trainable_backbone_layers!r}."
-            )
+        check_range("trainable_backbone_layers", self.trainable_backbone_layers, 0, 5, integer=True)
 
 
 @dataclass(frozen=True)
@@ -213,25 +206,17 @@ class PredictConfig:
         if not isinstance(self.rescale, bool):
             raise InvalidInputError(f"rescale must be True or False, got {self.rescale!r}.")
         _check_positive_int("patch_size", self.patch_size)
-        if (
-            isinstance(self.patch_overlap, bool)
-            or not isinstance(self.patch_overlap, numbers.Real)
-            or not 0 <= self.patch_overlap < 1
-        ):
-            raise InvalidInputError(
-                f"patch_overlap must be in [0, 1), got {self.patch_overlap!r}; "
-                "0.05 means neighbouring windows share 5 % of their side."
-            )
+        check_range(
+            "patch_overlap", self.patch_overlap, 0, 1, high_open=True, kind="",
+            hint="0.05 means neighbouring windows share 5 % of their side",
+        )
         _check_unit("iou_threshold", self.iou_threshold)
         _check_positive_int("batch_size", self.batch_size)
-        if isinstance(self.workers, bool) or not isinstance(self.workers, numbers.Integral) or self.workers < 0:
-            raise InvalidInputError(
-                f"workers must be a whole number >= 0, got {self.workers!r}; 0 reads windows in the main process."
-            )
+        check_range("workers", self.workers, 0, integer=True, hint="0 reads windows in the main process")
         if self.bands is not None and (
             isinstance(self.bands, (str, bytes))
             or len(self.bands) != 3
-            or any(isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1 for b in self.bands)
+            or not all(in_range(b, 1, integer=True) for b in self.bands)
         ):
             raise InvalidInputError(
                 f"bands must be three 1-based band numbers (red, green, blue), got {self.bands!r}; "
@@ -303,8 +288,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_positive_int("epochs", self.epochs)
         _check_positive_int("batch_size", self.batch_size)
-        if not self.lr > 0:
-            raise InvalidInputError(f"lr must be > 0, got {self.lr!r}.")
+        check_range("lr", self.lr, 0, low_open=True, hint="e.g. 3e-4")
         _check_positive_int("accumulate_grad_batches", self.accumulate_grad_batches)
         _check_unit("val_iou_threshold", self.val_iou_threshold)
 
@@ -360,19 +344,16 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_gsd(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
-        raise InvalidInputError(
-            f"{name} must be a positive pixel size in metres or None, got {value!r}; e.g. 0.1 for 10 cm pixels."
+    if value is not None:
+        check_range(
+            name, value, 0, low_open=True, kind="pixel size in metres",
+            hint="e.g. 0.1 for 10 cm pixels, or None",
         )
 
 
 def _check_unit(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}.")
+    check_range(name, value, 0, 1)
 
 
 def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+    check_range(name, value, 0, low_open=True, integer=True, kind="integer")

@@ -1,9 +1,13 @@
 """Output files and folders: checked before the work, written atomically, failures in one sentence. Torch-free.
 
-Every writer of the package (CSV tables, checkpoints, pictures, box files)
-writes into a temporary file beside the target and renames it over the target
-only when the write finished, so an interrupted or failed run never leaves a
-half-written file. :func:`check_output_file` and :func:`check_output_dir`
+Every writer of the package (CSV tables, checkpoints, pictures, box files,
+training tiles) goes through this module: :func:`atomic_write` writes into a
+temporary file beside the target and renames it over the target only when the
+write finished; :func:`atomic_write_files` does the same for outputs that are
+several files written together (a Shapefile's ``.shp``, ``.shx``, ``.dbf``,
+``.prj``, ``.cpg``), all or none. So an interrupted or failed run never leaves a
+half-written file, and temporary names always look like ``.NAME.*.tmp`` beside
+the target (a file or a folder). :func:`check_output_file` and :func:`check_output_dir`
 answer before any long work whether a destination can be written at all; a
 failure while writing (a full disk, a read-only file system, no permission)
 becomes a :class:`~deepforest_lite.errors.WriteError` whose message names the
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +30,7 @@ from .errors import InvalidInputError, WriteError
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
     "atomic_write",
+    "atomic_write_files",
     "check_output_dir",
     "check_output_file",
     "describe_os_error",
@@ -70,6 +76,105 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> str:
                 os.remove(tmp)
             raise
     return path
+
+
+def atomic_write_files(
+    path: str | os.PathLike, write: Callable[[str], Any], *, sidecars: Iterable[str] = ()
+) -> str:
+    """Write an output of one main file and its sidecar files, all of them or none.
+
+    ``write(tmp)`` is called with ``tmp`` = the name of ``path`` inside a fresh
+    temporary folder beside ``path`` (``.NAME.*.tmp``), so a writer that derives
+    its files' names from ``tmp`` (GDAL's Shapefile driver: ``out.shp`` ->
+    ``out.shx``, ``out.dbf``, ...) writes them all there. Then the files are
+    moved into place: each sidecar the writer produced (``STEM + suffix`` for a
+    suffix of ``sidecars``, e.g. ``(".shx", ".dbf", ".prj", ".cpg")``; the
+    suffix's case as the writer chose), then the main file last. A sidecar of
+    that name that exists beside ``path`` but was not produced now (e.g. the
+    ``.prj`` of an older file with a CRS) is removed before the main file
+    moves, so no stale file describes the new one. Anything else the writer left in the folder (GDAL's
+    ``.aux.xml``) is discarded.
+
+    All or none: when ``write`` raises (Ctrl-C included) no file beside
+    ``path`` changes; when a move fails half-way, the files already moved are
+    taken back and the old ones restored. The temporary folder is removed in
+    every case. New files keep the permissions of the files they replace (or get
+    the usual ``0o666`` minus the umask). An ``OSError`` (or a library's "disk
+    is full") becomes a :class:`~deepforest_lite.errors.WriteError`; every other
+    exception propagates unchanged.
+
+    Returns:
+        ``path`` as a string.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WriteError(f"Cannot write {path!r}: it is a folder; give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    stem = os.path.splitext(name)[0]
+    suffixes = {s.lower() for s in sidecars}
+    with write_errors(path):
+        os.makedirs(folder, exist_ok=True)
+        tmpdir = tempfile.mkdtemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        try:
+            write(os.path.join(tmpdir, name))
+            produced = sorted(
+                entry for entry in os.listdir(tmpdir)
+                if entry != name and os.path.splitext(entry)[0] == stem
+                and os.path.splitext(entry)[1].lower() in suffixes
+            )
+            new = {entry.lower() for entry in (*produced, name)}  # compared as a case-blind file system would
+            stale = [
+                stem + s for s in sorted(suffixes)
+                if (stem + s).lower() not in new and os.path.isfile(os.path.join(folder, stem + s))
+            ]
+            _commit(tmpdir, folder, produced, name, stale)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def _commit(tmpdir: str, folder: str, sidecars: list[str], main: str, stale: list[str]) -> None:
+    """Move ``sidecars`` from ``tmpdir`` into ``folder``, remove ``stale`` there, move ``main`` last; all or none.
+
+    With more than one change, each file replaced or removed is first kept in
+    ``tmpdir/.old`` (a hard link where the file system allows, so a replaced file
+    never goes missing; else it is moved there) and put back if a later step fails.
+    """
+    for entry in (*sidecars, main):
+        os.chmod(os.path.join(tmpdir, entry), _mode_for(os.path.join(folder, entry)))
+    steps = [*((entry, True) for entry in sidecars), *((entry, False) for entry in stale), (main, True)]
+    if len(steps) == 1:  # one rename is atomic by itself
+        os.replace(os.path.join(tmpdir, main), os.path.join(folder, main))
+        return
+    backup = os.path.join(tmpdir, ".old")
+    os.mkdir(backup)
+    kept: set[str] = set()  # final names whose old file waits in the backup
+    done: list[tuple[str, bool]] = []  # steps begun, in order
+    try:
+        for entry, new in steps:
+            final = os.path.join(folder, entry)
+            done.append((entry, new))
+            if not new:  # a stale sidecar: removed by moving it into the backup
+                os.replace(final, os.path.join(backup, entry))
+                kept.add(entry)
+                continue
+            if os.path.lexists(final):
+                try:
+                    os.link(final, os.path.join(backup, entry))
+                except OSError:  # no hard links on this file system: keep the old file by moving it
+                    os.replace(final, os.path.join(backup, entry))
+                kept.add(entry)
+            os.replace(os.path.join(tmpdir, entry), final)
+    except BaseException:
+        for entry, new in reversed(done):  # undo, newest first
+            final = os.path.join(folder, entry)
+            with contextlib.suppress(OSError):
+                if entry in kept:
+                    os.replace(os.path.join(backup, entry), final)
+                elif new and os.path.lexists(final):
+                    os.remove(final)
+        raise
 
 
 @contextlib.contextmanager

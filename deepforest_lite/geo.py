@@ -25,8 +25,6 @@ imported only when a function needs them.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +34,7 @@ from affine import Affine
 
 from .boxes import BOX_COLUMNS, check_columns
 from .errors import InvalidInputError, RasterError, WriteError
-from .files import is_disk_full, write_errors
+from .files import atomic_write_files, is_disk_full
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -298,14 +296,14 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike, *, crs: Any = None
     :mod:`pyproj` reads) reprojects every box, the map columns included.
 
     The file is first written into a temporary folder beside ``path`` and then
-    moved into place with :func:`os.replace`, so ``path`` is either the old
-    file or the complete new one, never a partial write; the temporary
-    folder is removed whether the write succeeds or fails. A failed write (a
-    full disk, a read-only folder) or a folder at ``path`` raises
-    :class:`~deepforest_lite.errors.WriteError`. A shapefile's
+    moved into place (:func:`~deepforest_lite.files.atomic_write_files`), so
+    ``path`` is either the old file or the complete new one, never a partial
+    write; the temporary folder is removed whether the write succeeds or
+    fails. A failed write (a full disk, a read-only folder) or a folder at
+    ``path`` raises :class:`~deepforest_lite.errors.WriteError`. A shapefile's
     sidecar files (``.shx``, ``.dbf``, ``.prj``, ``.cpg``) are moved first and
-    the ``.shp`` last; stale sidecars of an older shapefile of the same name
-    that the new write did not produce are removed.
+    the ``.shp`` last, all or none; stale sidecars of an older shapefile of the
+    same name that the new write did not produce are removed.
 
     Returns:
         ``path`` as a :class:`pathlib.Path`.
@@ -334,24 +332,8 @@ def write_boxes(table: pd.DataFrame, path: str | os.PathLike, *, crs: Any = None
         if target is not None:
             table = reproject_boxes(table, target)
             rfc7946 = ext == ".geojson" and target.equals(WGS84)
-    folder = path.parent
-    with write_errors(path):
-        folder.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
-        try:
-            tmp = tmpdir / path.name
-            _write(table, tmp, ext, rfc7946)
-            if ext == ".shp":
-                produced = {p.name for p in tmpdir.iterdir() if p.stem == path.stem and p != tmp}
-                for name in sorted(produced):
-                    os.replace(tmpdir / name, folder / name)
-                for suffix in _SHAPEFILE_SIDECARS:
-                    stale = folder / (path.stem + suffix)
-                    if stale.name not in produced and stale.exists():
-                        stale.unlink()
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+    sidecars = _SHAPEFILE_SIDECARS if ext == ".shp" else ()
+    atomic_write_files(path, lambda tmp: _write(table, Path(tmp), ext, rfc7946), sidecars=sidecars)
     return path
 
 
@@ -378,7 +360,7 @@ def _write(table: pd.DataFrame, tmp: Path, ext: str, rfc7946: bool = False) -> N
         raise
     except Exception as exc:  # pyogrio reports unusable columns as RuntimeError subclasses
         if is_disk_full(exc):
-            raise  # write_errors names it: the disk is full
+            raise  # files.write_errors names it: the disk is full
         detail = " ".join(str(exc).split())
         raise InvalidInputError(
             f"Writing {len(table)} boxes as {ext} failed ({detail[:200]}); keep only numeric and text "

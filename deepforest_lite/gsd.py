@@ -36,13 +36,13 @@ h / oh)`` (:attr:`ScaledGrid.to_raster`) serves all of them.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_range
 from .errors import GSDWarning, InvalidInputError
 from .windows import Window, axis_offsets, check_grid_arguments
 
@@ -70,11 +70,7 @@ def check_gsd(value: Any, name: str = "gsd") -> float | None:
     """``value`` as a float GSD in metres, or ``None``; anything else is an :class:`InvalidInputError`."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise InvalidInputError(
-            f"{name} must be a positive pixel size in metres, got {value!r}; e.g. {name}=0.1 for 10 cm pixels."
-        )
-    return float(value)
+    return check_range(name, value, 0, low_open=True, kind="pixel size in metres", hint=f"e.g. {name}=0.1 for 10 cm pixels")
 
 
 # --------------------------------------------------------------------------- reading a raster's GSD

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .boxes import BOX_COLUMNS, PREDICTION_COLUMNS, check_columns, empty_boxes, overlap_groups, shift_boxes
+from .checks import check_range
 from .errors import InvalidInputError
 
 __all__ = ["OFFSET_COLUMNS", "merge_windows", "nms_merge", "shift_windows"]
@@ -114,12 +115,7 @@ def nms_merge(
     import torch
     import torchvision
 
-    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float, np.floating)) or not (
-        0 <= iou_threshold <= 1
-    ):
-        raise InvalidInputError(
-            f"iou_threshold must be a number in [0, 1], got {iou_threshold!r}; e.g. 0.15."
-        )
+    check_range("iou_threshold", iou_threshold, 0, 1, hint="e.g. 0.15")
     check_columns(table, [*BOX_COLUMNS, "label", "score"], what="prediction table")
     if len(table) == 0:
         return _order_columns(empty_boxes(), table)

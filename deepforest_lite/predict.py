@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .boxes import empty_boxes, make_boxes
+from .checks import check_range
 from .config import PredictConfig
 from .dataset import image_to_tensor
 from .errors import InvalidInputError
@@ -410,8 +411,7 @@ def _window_checkpoint(
 
     from .resume import WindowCheckpoint, checkpoint_key, rank_checkpoint_path
 
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-        raise InvalidInputError(f"checkpoint_seconds must be a number of seconds >= 0, got {seconds!r}; e.g. 30.")
+    check_range("checkpoint_seconds", seconds, 0, kind="number of seconds", hint="e.g. 30")
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
     settings.update(model_gsd=model_gsd, out_shape=None if grid is None else list(grid.out_shape))
     key = checkpoint_key(

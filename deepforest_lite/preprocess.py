@@ -16,10 +16,7 @@ the origin at the top-left corner of the image, x the column and y the row,
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
-import secrets
 import sys
 import warnings
 from collections.abc import Sequence
@@ -32,9 +29,10 @@ import pandas as pd
 
 from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
 from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
+from .checks import check_range
 from .compat import check_raster_first, deepforest_keywords
 from .errors import AnnotationError, ImageReadError, InvalidInputError, SplitWarning
-from .files import check_output_dir, write_errors
+from .files import atomic_write_files, check_output_dir, write_errors
 from .geo import MAP_COLUMNS
 from .raster import RasterSource
 from .windows import Window, window_grid
@@ -153,7 +151,7 @@ def split_raster(
     that also has data are marked in an internal mask. ``"png"`` writes a plain
     RGB PNG without georeferencing or mask. With annotations, the boxes go to
     ``<out_dir>/<stem>.csv`` (DeepForest format, ``image_path`` = tile file
-    name). Each tile is written to a
+    name). Each tile is written under a
     temporary name and renamed when complete, the CSV atomically by
     :func:`~deepforest_lite.annotations.write_annotations`, so no file is ever
     partial. Existing files of the same names are replaced.
@@ -414,31 +412,23 @@ def _write_tile(
     rgb: np.ndarray, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
     to_raster: tuple[float, float] = (1.0, 1.0),
 ) -> Path:
-    """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` through a temporary file; returns ``path``."""
-    # a fresh hidden name beside the tile; created by the writer, so it gets the usual permissions
-    tmp = os.fspath(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
-    with write_errors(path):  # an OSError (full disk, read-only) becomes a WriteError
-        _write_tile_file(rgb, tmp, path, ext, source, window, valid, to_raster)
-    return path
+    """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` atomically; returns ``path``.
 
+    Written in a temporary folder beside the tile (:func:`~deepforest_lite.files.atomic_write_files`),
+    so a failed write leaves neither a partial tile nor a side file GDAL made
+    (``.aux.xml``); an ``OSError`` (full disk, read-only) becomes a ``WriteError``.
+    """
 
-def _write_tile_file(
-    rgb: np.ndarray, tmp: str, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
-    to_raster: tuple[float, float],
-) -> None:
-    try:
+    def write(tmp: str) -> None:
         if ext == "png":
             from PIL import Image
 
             Image.fromarray(rgb).save(tmp, format="PNG")
         else:
             _write_geotiff(rgb, tmp, source, window, valid, to_raster)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, tmp + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-        raise
+
+    atomic_write_files(path, write)
+    return path
 
 
 def _write_geotiff(
@@ -534,16 +524,10 @@ def _check_format(image_format: str) -> str:
 
 
 def _check_fraction(min_visible: float) -> None:
-    if (
-        isinstance(min_visible, bool)
-        or not isinstance(min_visible, numbers.Real)
-        or not math.isfinite(float(min_visible))
-        or not 0 <= float(min_visible) <= 1
-    ):
-        raise InvalidInputError(
-            f"min_visible must be a fraction of a box's area in [0, 1], got {min_visible!r}; "
-            f"e.g. {DEFAULT_MIN_VISIBLE} keeps a cut box when half of it is inside the tile."
-        )
+    check_range(
+        "min_visible", min_visible, 0, 1, kind="fraction of a box's area",
+        hint=f"e.g. {DEFAULT_MIN_VISIBLE} keeps a cut box when half of it is inside the tile",
+    )
 
 
 def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .boxes import BOX_COLUMNS, check_columns
+from .checks import check_range
 from .errors import ImageReadError, InvalidInputError
 from .evaluate import best_threshold, format_threshold
 from .files import atomic_write
@@ -84,8 +85,7 @@ def draw_boxes(
     image = check_rgb_array(image)
     check_columns(boxes, BOX_COLUMNS, what="box table to draw")
     color = _check_color(color)
-    if isinstance(line_width, bool) or not isinstance(line_width, (int, np.integer)) or line_width < 1:
-        raise InvalidInputError(f"line_width must be a whole number of pixels >= 1, got {line_width!r}.")
+    line_width = check_range("line_width", line_width, 1, integer=True, kind="whole number of pixels")
     height, width = image.shape[:2]
     canvas = Image.fromarray(np.ascontiguousarray(image))
     draw = ImageDraw.Draw(canvas)
@@ -177,10 +177,7 @@ def plot_predictions(
         if table is not None:
             check_columns(table, BOX_COLUMNS, what=what)
             _check_one_image(table, what)
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 1:
-        raise InvalidInputError(
-            f"max_size must be a whole number of pixels >= 1, got {max_size!r}; e.g. 2048."
-        )
+    max_size = check_range("max_size", max_size, 1, integer=True, kind="whole number of pixels", hint="e.g. 2048")
 
     if isinstance(image, np.ndarray):
         picture, (col_off, row_off, sx, sy) = _array_region(image, window, int(max_size))
@@ -241,8 +238,7 @@ def plot_precision_recall(
     from matplotlib.figure import Figure
 
     check_columns(sweep, ["score_threshold", "precision", "recall", "f1"], what="threshold sweep table")
-    if isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or size_px < 100:
-        raise InvalidInputError(f"size_px must be a whole number of pixels >= 100, got {size_px!r}.")
+    size_px = check_range("size_px", size_px, 100, integer=True, kind="whole number of pixels")
     data = sweep.sort_values("score_threshold").reset_index(drop=True)
     thresholds = data["score_threshold"].to_numpy(float)
     precision = data["precision"].to_numpy(float)

@@ -14,9 +14,9 @@ So an image smaller than a patch is one window the size of the image.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
+from .checks import check_range
 from .errors import InvalidInputError
 
 __all__ = ["Window", "axis_offsets", "window_grid"]
@@ -71,15 +71,5 @@ def window_grid(
 
 def check_grid_arguments(patch_size: int, patch_overlap: float) -> None:
     """Raise :class:`InvalidInputError` for a patch size or overlap that makes no grid."""
-    if isinstance(patch_size, bool) or not isinstance(patch_size, numbers.Integral) or patch_size <= 0:
-        raise InvalidInputError(
-            f"patch_size must be a positive whole number of pixels, got {patch_size!r}; e.g. 400."
-        )
-    if (
-        isinstance(patch_overlap, bool)
-        or not isinstance(patch_overlap, numbers.Real)
-        or not 0 <= patch_overlap < 1
-    ):
-        raise InvalidInputError(
-            f"patch_overlap must be a fraction in [0, 1), got {patch_overlap!r}; e.g. 0.05."
-        )
+    check_range("patch_size", patch_size, 0, low_open=True, integer=True, kind="whole number of pixels", hint="e.g. 400")
+    check_range("patch_overlap", patch_overlap, 0, 1, high_open=True, kind="fraction", hint="e.g. 0.05")

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ..checks import describe_range, in_range
 from ..errors import ConfigError, DeepForestLiteError
 
 #: Exit code for a user mistake (bad option, missing file, unknown model).
@@ -57,37 +58,67 @@ def run_safely(func: Callable[[argparse.Namespace], int], args: argparse.Namespa
         return 130
 
 
+def parse_number(
+    text: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    kind: str | None = None,
+    like: str | None = None,
+    allowed: str | None = None,
+) -> int | float:
+    """``text`` as a number in the range (see :func:`deepforest_lite.checks.check_range`); for argparse types.
+
+    ``allowed`` words the range instead of :func:`~deepforest_lite.checks.describe_range`
+    (which writes ``"a whole number > 0"``); ``like`` is an example shown after it.
+
+    Raises:
+        argparse.ArgumentTypeError: ``"expected <allowed>[ like <like>], got '<text>'"``.
+    """
+    try:
+        value: int | float | None = int(text) if integer else float(text)
+    except ValueError:
+        value = None
+    if not in_range(value, low, high, low_open=low_open, high_open=high_open, integer=integer):
+        words = allowed or describe_range(
+            low, high, low_open=low_open, high_open=high_open, integer=integer, kind=kind, symbols=True
+        )
+        raise argparse.ArgumentTypeError(f"expected {words}{f' like {like}' if like else ''}, got {text!r}")
+    assert value is not None
+    return value
+
+
 def positive_int(text: str) -> int:
     """Argparse type: an integer > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
-    return value
+    return int(parse_number(text, 0, low_open=True, integer=True))
 
 
 def non_negative_int(text: str) -> int:
     """Argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+    return int(parse_number(text, 0, integer=True))
 
 
 def fraction(text: str) -> float:
     """Argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
+    return float(parse_number(text, 0, 1, allowed="a number between 0 and 1"))
+
+
+def overlap(text: str) -> float:
+    """Argparse type: a fraction in [0, 1) (``--patch-overlap``)."""
+    return float(parse_number(text, 0, 1, high_open=True, kind="fraction"))
+
+
+def gsd_metres(text: str) -> float:
+    """Argparse type: a pixel size in metres > 0 (``--gsd``)."""
+    return float(parse_number(text, 0, low_open=True, kind="pixel size in metres", like="0.1"))
+
+
+def duration(text: str) -> float:
+    """Argparse type: a number of seconds >= 0."""
+    return float(parse_number(text, 0, kind="number of seconds", like="30"))
 
 
 def parse_devices(value: Any) -> Any:

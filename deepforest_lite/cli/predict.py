@@ -20,7 +20,16 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ._checks import check_predict
-from ._common import add_device_arguments, fraction, non_negative_int, parse_devices, positive_int
+from ._common import (
+    add_device_arguments,
+    duration,
+    fraction,
+    gsd_metres,
+    non_negative_int,
+    overlap,
+    parse_devices,
+    positive_int,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -101,7 +110,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"window side in pixels (default {defaults.patch_size})",
     )
     parser.add_argument(
-        "--patch-overlap", type=_overlap, default=defaults.patch_overlap, metavar="FRACTION",
+        "--patch-overlap", type=overlap, default=defaults.patch_overlap, metavar="FRACTION",
         help=f"fraction of the window side shared by neighbouring windows, in [0, 1) (default {defaults.patch_overlap})",
     )
     parser.add_argument(
@@ -162,7 +171,7 @@ def add_parser(subparsers: Any) -> None:
         "(default: the checkpoint's own)",
     )
     parser.add_argument(
-        "--gsd", type=_gsd, metavar="METRES",
+        "--gsd", type=gsd_metres, metavar="METRES",
         help="the rasters' pixel size in metres, for rasters without a usable CRS or to override the transform's (default: from the transform)",
     )
     parser.add_argument(
@@ -171,7 +180,7 @@ def add_parser(subparsers: Any) -> None:
         "known and differ by more than 10 %%)",
     )
     parser.add_argument(
-        "--model-gsd", type=_gsd, metavar="METRES",
+        "--model-gsd", type=gsd_metres, metavar="METRES",
         help="the GSD the model was trained at, overriding what its checkpoint records (default: the checkpoint's)",
     )
     parser.add_argument(
@@ -193,7 +202,7 @@ def add_parser(subparsers: Any) -> None:
         "(default: each raster on its own)",
     )
     parser.add_argument(
-        "--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
+        "--checkpoint-every", type=duration, default=30.0, metavar="SECONDS",
         help="save the boxes of finished windows beside the output at most this often, so a killed run resumes "
         "mid-raster when rerun (0: after every batch; default 30)",
     )
@@ -212,36 +221,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 # --------------------------------------------------------------------------- argument types
-
-
-def _overlap(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
-
-
-def _gsd(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0 like 30, got {text!r}")
-    return value
 
 
 def _bands(text: str) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from typing import Any
 from ..compat import unknown_keys_hint
 from ..errors import ConfigError
 from ._checks import check_split
-from ._common import fraction, positive_int
+from ._common import fraction, gsd_metres, positive_int
 
 __all__ = ["add_parser", "run", "CONFIG_KEYS"]
 
@@ -149,7 +149,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--gsd",
-        type=_gsd,
+        type=gsd_metres,
         metavar="METRES",
         help="cut tiles at this pixel size in metres (windows resampled, boxes scaled; the raster's own GSD "
         "comes from its transform); default: the raster's own",
@@ -260,16 +260,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         else:
             options[key] = _DEFAULTS.get(key)
     return options
-
-
-def _gsd(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a pixel size in metres > 0 like 0.1, got {text!r}")
-    return value
 
 
 def _band_list(text: str) -> tuple[int, int, int]:

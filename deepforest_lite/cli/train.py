@@ -22,8 +22,15 @@ from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_con
 from ..errors import ConfigError, WriteError
 from ..files import atomic_write, check_output_dir, is_disk_full
 from ._checks import check_train
-from ._common import add_device_arguments, fail, fraction, non_negative_int, parse_devices, positive_int
-from .split import _gsd as _gsd_metres
+from ._common import (
+    add_device_arguments,
+    fail,
+    fraction,
+    gsd_metres,
+    non_negative_int,
+    parse_devices,
+    positive_int,
+)
 
 #: YAML keys that describe the run rather than TrainConfig fields.
 RUN_KEYS: tuple[str, ...] = (
@@ -89,7 +96,7 @@ def add_parser(subparsers: Any) -> None:
                      "(default: runs/<--output file name without extension>)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output-dir from its "
                      "last finished epoch (default: start afresh)")
-    run.add_argument("--gsd", type=_gsd_metres, metavar="METRES", help="train at this pixel size in metres, "
+    run.add_argument("--gsd", type=gsd_metres, metavar="METRES", help="train at this pixel size in metres, "
                      "recorded in the model: georeferenced images at another GSD are resampled to it (boxes "
                      "scaled), plain PNG/JPEG taken to be at it (default: the --from model's GSD, else the "
                      "images' common GSD from their transforms)")

@@ -12,6 +12,7 @@ import pandas as pd
 from ..boxes import (
     BOX_COLUMNS,
 )
+from ..checks import check_range
 from ..errors import EvaluationWarning, InvalidInputError
 from .prepare import MAP_METRICS, _prepare, _quietly
 
@@ -63,15 +64,7 @@ def mean_average_precision(
             f"mean_average_precision needs a 'score' column in the predictions, which have only "
             f"{list(predictions.columns)}; pass the table predict_image/predict_tile returns."
         )
-    if (
-        isinstance(max_detections, bool)
-        or not isinstance(max_detections, (int, np.integer))
-        or max_detections <= 10
-    ):
-        raise InvalidInputError(
-            f"max_detections must be a whole number above 10, got {max_detections!r}; COCO uses 100."
-        )
-    max_detections = int(max_detections)
+    max_detections = check_range("max_detections", max_detections, 10, low_open=True, integer=True, hint="COCO uses 100")
 
     import torch
     from torchmetrics.detection import MeanAveragePrecision

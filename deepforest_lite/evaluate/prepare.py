@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from ..boxes import (
     BOX_COLUMNS,
     check_columns,
 )
+from ..checks import check_range
 from ..errors import EvaluationWarning, InvalidInputError
 
 #: Label given to boxes whose ``label`` is missing (NaN/None) in an input table.
@@ -50,29 +50,16 @@ _RESULT_COLUMNS = [
 
 
 def _check_iou_threshold(value: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
-        raise InvalidInputError(
-            f"iou_threshold must be a number between 0 and 1, got {value!r}; DeepForest uses 0.4."
-        )
-    return number
+    return check_range("iou_threshold", value, 0, 1, hint="DeepForest uses 0.4")
 
 
 def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
-    try:
-        values = sorted({float(t) for t in thresholds})
-    except (TypeError, ValueError):
+    values = [] if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Iterable) else list(thresholds)
+    if not values:
         raise InvalidInputError(
-            f"thresholds must be numbers between 0 and 1, got {thresholds!r}; e.g. [0.1, 0.2, 0.3]."
-        ) from None
-    if not values or any(not 0.0 <= t <= 1.0 for t in values):
-        raise InvalidInputError(
-            f"thresholds must be a non-empty list of numbers between 0 and 1, got {list(thresholds)!r}."
+            f"thresholds must be a non-empty list of numbers in [0, 1], got {thresholds!r}; e.g. [0.1, 0.2, 0.3]."
         )
-    return values
+    return sorted({check_range(f"thresholds[{i}]", t, 0, 1, hint="e.g. [0.1, 0.2, 0.3]") for i, t in enumerate(values)})
 
 
 def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataFrame, list[str]]:
