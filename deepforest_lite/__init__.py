@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     "threshold_sweep": "evaluate",
     "best_threshold": "evaluate",
     "plot_predictions": "visualize",
-    "plot_precision_recall": "visualize",
+    "plot_precision_recall": "plots",
     # model
     "Detector": "detector",
     "load_model": "detector",
@@ -81,8 +81,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 _SUBMODULES = frozenset(
-    """annotations augment boxes checkpoint cli compat config data dataset detector engines errors evaluate export geo merge
-    model mosaic predict preprocess raster resume survey train visualize windows""".split()
+    """annotations augment bands boxes checkpoint cli compat config data dataset detector engines errors evaluate export geo
+    merge model mosaic plots predict preprocess raster rasterfile resample resume survey train visualize windows""".split()
 )
 
 
@@ -145,8 +145,9 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .geo import boxes_to_map, write_boxes
     from .labels import LabelMap
     from .mosaic import MosaicSource
+    from .plots import plot_precision_recall
     from .preprocess import split_raster
     from .raster import RasterSource, read_image
     from .survey import expand_inputs
-    from .visualize import plot_precision_recall, plot_predictions
+    from .visualize import plot_predictions
     from .windows import Window, window_grid

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .checks import check_range
-from .errors import GSDWarning, InvalidInputError
+from .errors import GSDWarning, ImageReadError, InvalidInputError
+from .rasterfile import raster_header
 from .windows import Window, axis_offsets, check_grid_arguments
 
 __all__ = [
@@ -152,16 +152,11 @@ def _geographic_gsd(proj: Any, transform: Any, width: int, height: int) -> tuple
 
 def file_gsd(path: str | os.PathLike) -> tuple[float, float] | None:
     """:func:`raster_gsd` of an image file, from its metadata only (no pixels are read)."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(os.fspath(path)) as src:
-                return raster_gsd(src.crs, src.transform, src.width, src.height)
-    except RasterioIOError:
+        header = raster_header(path)
+    except ImageReadError:
         return None
+    return raster_gsd(header.crs, header.transform, header.width, header.height)
 
 
 def common_gsd(

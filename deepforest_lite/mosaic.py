@@ -31,6 +31,7 @@ import pandas as pd
 
 from .errors import InvalidInputError
 from .raster import RasterSource
+from .rasterfile import raster_header
 
 __all__ = ["MosaicSource", "MosaicTile", "plan_mosaic"]
 
@@ -65,16 +66,16 @@ def plan_mosaic(paths: Sequence[str]) -> tuple[list[MosaicTile], Any, Any, int, 
         InvalidInputError: fewer than one raster, a raster without a CRS,
             different CRSs, pixel sizes, band counts or data types, rotated
             transforms, or tiles off each other's pixel grid.
+        ImageReadError: a raster is missing or not a raster GDAL reads.
     """
-    import rasterio
     from rasterio.transform import Affine
 
     if not paths:
         raise InvalidInputError("--mosaic needs at least one raster; give the tiles of one survey.")
     info = []
     for path in paths:
-        with rasterio.open(path) as src:
-            info.append((path, src.crs, src.transform, src.width, src.height, src.count, tuple(src.dtypes)))
+        h = raster_header(path)
+        info.append((path, h.crs, h.transform, h.width, h.height, h.count, h.dtypes))
     first = info[0]
     for path, crs, transform, _, _, count, dtypes in info:
         if crs is None:
@@ -114,11 +115,8 @@ def plan_mosaic(paths: Sequence[str]) -> tuple[list[MosaicTile], Any, Any, int, 
 
 
 def _vrt_xml(tiles: Sequence[MosaicTile], crs: Any, transform: Any, width: int, height: int) -> str:
-    import rasterio
-
-    with rasterio.open(tiles[0].path) as src:
-        count, dtype, nodata = src.count, src.dtypes[0], src.nodata
-        interps = [ci.name for ci in src.colorinterp]
+    first = raster_header(tiles[0].path)
+    count, dtype, nodata, interps = first.count, first.dtype, first.nodata, first.colorinterp
     if dtype not in _GDAL_TYPES:
         raise InvalidInputError(f"--mosaic cannot combine {dtype} rasters; convert them to 8 or 16 bit first.")
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',

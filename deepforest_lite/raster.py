@@ -1,35 +1,18 @@
-"""Opening images and rasters with rasterio, and the band/dtype rules.
+"""Reading rasters with rasterio as RGB: :class:`RasterSource`, the one raster reader.
 
 Every image the package reads (GeoTIFF, internally tiled or striped,
 compressed or not, and plain PNG/JPEG without georeferencing) goes through
-rasterio and comes out as an ``H x W x 3`` ``uint8`` RGB array (rows,
-columns, bands). Large rasters are never read whole: :class:`RasterSource`
-reads one window at a time. This module is torch-free.
+:class:`RasterSource` and comes out as an ``H x W x 3`` ``uint8`` RGB array
+(rows, columns, bands): prediction windows, training tiles and pictures
+alike, so a picture shows the pixels the model saw. Large rasters are never
+read whole: :class:`RasterSource` reads one window at a time, or a window
+downsampled (:meth:`RasterSource.read_overview`, from overviews when the file
+has them). This module is torch-free.
 
-Band rules (band numbers are 1-based, as in rasterio and GDAL):
-
-* Bands whose colour interpretation is *alpha* are never RGB. The alpha band
-  is used as a mask: pixels where it is 0 have no data.
-* Exactly 3 other bands: they are red, green, blue in file order (pass
-  ``bands=(3, 2, 1)`` to reorder).
-* More than 3 other bands (e.g. RGB + near infrared): ``bands=(r, g, b)``
-  must say which three to use, otherwise :class:`RasterError`.
-* 1 or 2 other bands (grayscale, paletted, gray + alpha): :class:`RasterError`;
-  expand the raster to RGB first.
-
-Pixel value rules (never wrap: values are clipped, not taken modulo 256):
-
-* ``uint8`` bands are used as they are.
-* Any other integer or float dtype (``uint16``, ``int16``, ``float32``, ...)
-  is scaled linearly per band: ``out = clip(round((v - low) * 255 / (high - low)), 0, 255)``.
-  By default ``low`` and ``high`` are the 2nd and 98th percentiles of that
-  band's valid pixels (``percentiles=(2, 98)``), computed once per raster from
-  a decimated read whose longer side is at most :data:`STATS_MAX_SIDE` px
-  (GDAL uses overviews when the file has them), so the whole raster is never
-  loaded. With ``value_range=(low, high)`` (one pair for all bands, or three
-  pairs, one per RGB band) the given range is used instead, for any dtype,
-  ``uint8`` included. When ``high <= low`` (a constant band) values above
-  ``low`` become 255 and the rest 0. NaN becomes 0.
+Which bands are RGB and how non-``uint8`` values are scaled to 0-255 are the
+rules of :mod:`deepforest_lite.bands`; opening files and reading headers
+without pixels (:func:`raster_header`) is :mod:`deepforest_lite.rasterfile`.
+Both are re-exported here.
 
 No-data rules: a pixel has no data when the file's nodata value is in every
 selected band, when the alpha band is 0, or when the GDAL mask (an internal
@@ -43,34 +26,44 @@ only empty if *all* its pixels are nodata.
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ImageReadError, InvalidInputError, RasterError
+from .bands import (
+    DEFAULT_PERCENTILES,
+    STATS_MAX_SIDE,
+    check_percentiles,
+    check_rgb_array,
+    check_value_range,
+    percentile_ranges,
+    resolve_bands,
+    rgb_dtype,
+    scale_to_uint8,
+    stats_shape,
+    to_rgb,
+)
+from .errors import InvalidInputError
+from .rasterfile import RasterHeader, guarded_read, header_of, open_raster, raster_header
+from .resample import check_out_shape, overview_shape, resample_array, resampling_for
 
 __all__ = [
     "DEFAULT_PERCENTILES",
     "STATS_MAX_SIDE",
+    "RasterHeader",
     "RasterSource",
     "WindowLike",
+    "check_out_shape",
     "check_rgb_array",
+    "overview_shape",
+    "raster_header",
     "read_image",
     "resample_array",
     "resampling_for",
     "scale_to_uint8",
 ]
-
-#: default lower and upper percentiles of the stretch for non-``uint8`` rasters
-DEFAULT_PERCENTILES: tuple[float, float] = (2.0, 98.0)
-#: longer side in px of the decimated read the percentile stretch is computed from
-STATS_MAX_SIDE: int = 1024
-
-_SCALED_KINDS = ("u", "i", "f")
 
 
 class WindowLike(Protocol):
@@ -86,55 +79,10 @@ class WindowLike(Protocol):
     height: Any
 
 
-def check_rgb_array(image: object) -> np.ndarray:
-    """Return ``image`` if it is an ``H x W x 3`` ``uint8`` array, else raise a clear error."""
-    if not isinstance(image, np.ndarray):
-        raise InvalidInputError(
-            f"Expected an image path or a numpy array, got {type(image).__name__}; "
-            "pass a file path or an H x W x 3 uint8 RGB array."
-        )
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidInputError(
-            f"Expected an H x W x 3 RGB array, got shape {image.shape}; "
-            "convert the image to three channels in height, width, channel order."
-        )
-    if image.dtype != np.uint8:
-        raise InvalidInputError(
-            f"Expected a uint8 RGB array (values 0-255), got dtype {image.dtype}; "
-            "scale it to 0-255 and convert with image.astype('uint8')."
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InvalidInputError(f"The image is empty (shape {image.shape}); pass a non-empty image.")
-    return image
-
-
-def scale_to_uint8(data: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Scale ``data`` of shape ``(B, H, W)`` linearly to ``uint8``, per band.
-
-    Band ``i`` maps ``low[i]`` to 0 and ``high[i]`` to 255; values outside are
-    clipped (never wrapped), values are rounded to the nearest integer, NaN
-    becomes 0. A band with ``high[i] <= low[i]`` becomes 255 above ``low[i]``
-    and 0 elsewhere.
-
-    Returns:
-        ``uint8`` array of shape ``(B, H, W)``.
-    """
-    low = np.asarray(low, dtype=np.float64).reshape(-1, 1, 1)
-    high = np.asarray(high, dtype=np.float64).reshape(-1, 1, 1)
-    span = high - low
-    flat = span <= 0
-    with np.errstate(invalid="ignore", over="ignore"):
-        shifted = data.astype(np.float64) - low
-        out = np.where(flat, np.where(shifted > 0, 255.0, 0.0), shifted * 255.0 / np.where(flat, 1.0, span))
-        out = np.nan_to_num(out, nan=0.0, posinf=255.0, neginf=0.0)
-    np.clip(out, 0.0, 255.0, out=out)
-    return np.rint(out).astype(np.uint8)
-
-
 class RasterSource:
     """A raster file read one window at a time as ``H x W x 3`` ``uint8`` RGB.
 
-    Opening checks the band and dtype rules of this module (and, for
+    Opening checks the band and dtype rules of :mod:`deepforest_lite.bands` (and, for
     non-``uint8`` rasters without ``value_range``, computes the percentile
     stretch), so a raster that cannot be used fails at once with a clear
     error. The object is picklable: it stores the path and the settings (and
@@ -164,6 +112,7 @@ class RasterSource:
             coordinates (identity when the file has no georeferencing).
         value_ranges: ``None`` for ``uint8`` read as is, otherwise a float
             array of shape ``(3, 2)``: ``low, high`` per RGB band.
+        header: the file's :class:`~deepforest_lite.rasterfile.RasterHeader`.
     """
 
     def __init__(
@@ -176,7 +125,7 @@ class RasterSource:
         self.path = os.fspath(path)
         self._handle: Any = None
         self._pid: int | None = None
-        self.percentiles = _check_percentiles(percentiles)
+        self.percentiles = check_percentiles(percentiles)
         try:
             self._inspect(bands, value_range)
         except BaseException:
@@ -184,29 +133,18 @@ class RasterSource:
             raise
 
     def _inspect(self, bands: Sequence[int] | None, value_range: Any) -> None:
-        """Read the metadata, apply the band and dtype rules, set up the scaling."""
-        src = self._dataset()
-        self.width: int = src.width
-        self.height: int = src.height
-        self.count: int = src.count
-        self.crs = src.crs
-        self.transform = src.transform
-        self.nodata = src.nodata
-        self.alpha_band, self.bands = _resolve_bands(self.path, src, bands)
-        dtypes = {src.dtypes[b - 1] for b in self.bands}
-        if len(dtypes) != 1:
-            raise RasterError(
-                f"The bands {self.bands} of {self.path!r} have different data types {sorted(dtypes)}; "
-                "convert the raster to one data type first."
-            )
-        self.dtype: str = dtypes.pop()
-        if np.dtype(self.dtype).kind not in _SCALED_KINDS:
-            raise RasterError(
-                f"{self.path!r} holds {self.dtype} pixels; only integer or real-valued rasters "
-                "can be read as RGB."
-            )
+        """Read the header, apply the band and dtype rules, set up the scaling."""
+        self.header: RasterHeader = header_of(self.path, self._dataset())
+        self.width: int = self.header.width
+        self.height: int = self.header.height
+        self.count: int = self.header.count
+        self.crs = self.header.crs
+        self.transform = self.header.transform
+        self.nodata = self.header.nodata
+        self.alpha_band, self.bands = resolve_bands(self.path, self.count, self.header.colorinterp, bands)
+        self.dtype: str = rgb_dtype(self.path, self.header.dtypes, self.bands)
         if value_range is not None:
-            self.value_ranges: np.ndarray | None = _check_value_range(value_range)
+            self.value_ranges: np.ndarray | None = check_value_range(value_range)
         elif self.dtype == "uint8":
             self.value_ranges = None
         else:
@@ -256,7 +194,7 @@ class RasterSource:
             return self._handle
         # A handle inherited through fork is not used: its file offsets and
         # GDAL caches belong to the parent.
-        self._handle = _open(self.path)
+        self._handle = open_raster(self.path)
         self._pid = os.getpid()
         return self._handle
 
@@ -309,6 +247,24 @@ class RasterSource:
         raw, valid = self._read(window, with_mask=True, out_shape=out_shape)
         return self._to_rgb(raw), _empty(raw, valid)
 
+    def read_overview(self, max_side: int, window: WindowLike | None = None) -> np.ndarray:
+        """Read ``window`` (default the whole raster) as RGB, shrunk so its longer side is at most ``max_side`` px.
+
+        For pictures of large rasters: one factor on both axes
+        (:func:`~deepforest_lite.resample.overview_shape`), never enlarged, and
+        the same pixels as ``read_window(window, out_shape=...)`` at that size
+        (the band and value rules of prediction, average resampling, GDAL's
+        overviews when the file has them), so the raster is never read whole.
+
+        Returns:
+            ``uint8`` array ``h x w x 3`` with ``max(h, w) <= max_side``; the
+            picture's column ``j`` covers window columns ``j * width / w`` to
+            ``(j + 1) * width / w`` (rows alike).
+        """
+        win = self._window(window)
+        out_shape = overview_shape((int(win.height), int(win.width)), max_side)
+        return self.read_window(win, out_shape=out_shape)
+
     def valid_mask(self, window: WindowLike | None = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Boolean ``(height, width)`` array (or ``out_shape``), True where the pixel has data.
 
@@ -323,9 +279,9 @@ class RasterSource:
         src = self._dataset()
         extra: dict[str, Any] = {}
         if out_shape is not None:
-            out_h, out_w = _check_out_shape(out_shape)
+            out_h, out_w = check_out_shape(out_shape)
             extra = dict(out_shape=(3, out_h, out_w), resampling=Resampling.nearest)
-        masks = _guard(self.path, lambda: src.read_masks(list(self.bands), window=win, **extra))
+        masks = guarded_read(self.path, lambda: src.read_masks(list(self.bands), window=win, **extra))
         return masks.any(axis=0)
 
     def is_empty(self, window: WindowLike | None = None) -> bool:
@@ -347,20 +303,20 @@ class RasterSource:
         src = self._dataset()
         indexes = list(self.bands)
         if out_shape is None or tuple(out_shape) == (int(win.height), int(win.width)):
-            raw = _guard(self.path, lambda: src.read(indexes, window=win))
+            raw = guarded_read(self.path, lambda: src.read(indexes, window=win))
             valid = None
             if with_mask:
-                valid = _guard(self.path, lambda: src.read_masks(indexes, window=win)).any(axis=0)
+                valid = guarded_read(self.path, lambda: src.read_masks(indexes, window=win)).any(axis=0)
             return raw, valid
         from rasterio.enums import Resampling
 
-        out_h, out_w = _check_out_shape(out_shape)
+        out_h, out_w = check_out_shape(out_shape)
         shape = (len(indexes), out_h, out_w)
         method = resampling_for((int(win.height), int(win.width)), (out_h, out_w))
-        raw = _guard(self.path, lambda: src.read(indexes, window=win, out_shape=shape, resampling=method))
+        raw = guarded_read(self.path, lambda: src.read(indexes, window=win, out_shape=shape, resampling=method))
         valid = None
         if with_mask:
-            masks = _guard(
+            masks = guarded_read(
                 self.path,
                 lambda: src.read_masks(indexes, window=win, out_shape=shape, resampling=Resampling.nearest),
             )
@@ -368,11 +324,7 @@ class RasterSource:
         return raw, valid
 
     def _to_rgb(self, raw: np.ndarray) -> np.ndarray:
-        if self.value_ranges is None:
-            out = raw
-        else:
-            out = scale_to_uint8(raw, self.value_ranges[:, 0], self.value_ranges[:, 1])
-        return np.ascontiguousarray(out.transpose(1, 2, 0))
+        return to_rgb(raw, self.value_ranges)
 
     def _window(self, window: WindowLike | None) -> Any:
         from rasterio.windows import Window as RioWindow
@@ -403,68 +355,12 @@ class RasterSource:
         from rasterio.enums import Resampling
 
         src = self._dataset()
-        factor = max(1.0, max(self.width, self.height) / STATS_MAX_SIDE)
-        out_h = max(1, math.ceil(self.height / factor))
-        out_w = max(1, math.ceil(self.width / factor))
-        sample = _guard(
+        out_h, out_w = stats_shape(self.height, self.width)
+        sample = guarded_read(
             self.path,
-            lambda: src.read(
-                list(self.bands),
-                out_shape=(3, out_h, out_w),
-                masked=True,
-                resampling=Resampling.nearest,
-            ),
+            lambda: src.read(list(self.bands), out_shape=(3, out_h, out_w), masked=True, resampling=Resampling.nearest),
         )
-        valid = ~np.ma.getmaskarray(sample).all(axis=0)
-        ranges = np.zeros((3, 2), dtype=np.float64)
-        for i in range(3):
-            values = np.asarray(sample.data[i][valid], dtype=np.float64)
-            values = values[np.isfinite(values)]
-            if values.size == 0:
-                ranges[i] = (0.0, 1.0)
-            else:
-                ranges[i] = np.percentile(values, self.percentiles)
-        return ranges
-
-
-def resampling_for(window_shape: tuple[int, int], out_shape: tuple[int, int]) -> Any:
-    """The rasterio resampling for reading ``window_shape`` px into ``out_shape`` px (both ``(h, w)``).
-
-    ``Resampling.average`` when the output has fewer pixels than the window
-    (shrinking: every raster pixel contributes, no aliasing), otherwise
-    ``Resampling.bilinear`` (enlarging: smooth, no blocky pixels).
-    """
-    from rasterio.enums import Resampling
-
-    shrinking = out_shape[0] * out_shape[1] < window_shape[0] * window_shape[1]
-    return Resampling.average if shrinking else Resampling.bilinear
-
-
-def resample_array(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Resample an ``H x W x 3`` uint8 RGB array to ``out_shape`` ``(height, width)``.
-
-    The same GDAL resampling as :meth:`RasterSource.read_window` with
-    ``out_shape`` (:func:`resampling_for`), through an in-memory dataset, so
-    an array and a file of the same pixels give the same result.
-    """
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.io import MemoryFile
-
-    image = check_rgb_array(image)
-    out_h, out_w = _check_out_shape(out_shape)
-    height, width = image.shape[:2]
-    if (out_h, out_w) == (height, width):
-        return image
-    method = resampling_for((height, width), (out_h, out_w))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with MemoryFile() as memory:
-            with memory.open(driver="GTiff", width=width, height=height, count=3, dtype="uint8") as dst:
-                dst.write(image.transpose(2, 0, 1))
-            with memory.open() as src, rasterio.Env():
-                out = src.read(out_shape=(3, out_h, out_w), resampling=method)
-    return np.ascontiguousarray(out.transpose(1, 2, 0))
+        return percentile_ranges(sample, self.percentiles)
 
 
 def read_image(
@@ -475,7 +371,7 @@ def read_image(
 ) -> np.ndarray:
     """Read a whole image file as an ``H x W x 3`` ``uint8`` RGB array.
 
-    The module's band and dtype rules apply: an alpha band is dropped,
+    The band and dtype rules of :mod:`deepforest_lite.bands` apply: an alpha band is dropped,
     16-bit and float images are scaled to 0-255 (percentile stretch, or
     ``value_range``), a single band is refused, more than three bands need
     ``bands=(r, g, b)``. For large rasters use :class:`RasterSource` and read
@@ -486,111 +382,6 @@ def read_image(
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def _open(path: str) -> Any:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    if not os.path.exists(path):
-        raise ImageReadError(f"Image file {path!r} does not exist; check the path.")
-    if os.path.isdir(path):
-        raise ImageReadError(f"{path!r} is a folder, not an image file; pass a file path.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise ImageReadError(
-            f"Cannot read {path!r} as an image ({exc}); pass a GeoTIFF, PNG or JPEG file."
-        ) from None
-
-
-def _guard(path: str, read: Any) -> Any:
-    """Run a rasterio read, turning I/O failures into :class:`ImageReadError`."""
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return read()
-    except RasterioIOError as exc:
-        raise ImageReadError(
-            f"Reading pixels from {path!r} failed ({exc}); the file may be truncated or corrupt."
-        ) from None
-
-
-def _resolve_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int | None, tuple[int, int, int]]:
-    from rasterio.enums import ColorInterp
-
-    alpha = [i + 1 for i, ci in enumerate(src.colorinterp) if ci == ColorInterp.alpha]
-    alpha_band = alpha[0] if alpha else None
-    colour = [b for b in range(1, src.count + 1) if b not in alpha]
-    if bands is not None:
-        if isinstance(bands, (str, bytes)) or len(bands) != 3:
-            raise InvalidInputError(
-                f"bands must be three 1-based band numbers (red, green, blue), got {bands!r}; "
-                "e.g. bands=(1, 2, 3)."
-            )
-        bad = [b for b in bands if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= src.count]
-        if bad:
-            raise InvalidInputError(
-                f"bands {tuple(bands)!r} name band(s) {bad} that {path!r} does not have; "
-                f"its bands are numbered 1 to {src.count}."
-            )
-        return alpha_band, tuple(int(b) for b in bands)  # type: ignore[return-value]
-    if len(colour) == 3:
-        return alpha_band, (colour[0], colour[1], colour[2])
-    if len(colour) > 3:
-        raise RasterError(
-            f"{path!r} has {len(colour)} non-alpha bands; say which three are red, green and blue, "
-            "e.g. bands=(1, 2, 3) (1-based band numbers)."
-        )
-    raise RasterError(
-        f"{path!r} has {len(colour)} colour band(s) ({src.count} in all); an RGB image with 3 bands "
-        "is needed, so expand grayscale or paletted rasters to RGB first "
-        "(e.g. gdal_translate -expand rgb)."
-    )
-
-
-def _check_out_shape(out_shape: Any) -> tuple[int, int]:
-    try:
-        out_h, out_w = (int(v) for v in out_shape)
-        ok = all(float(v) == int(v) for v in out_shape) and out_h > 0 and out_w > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise InvalidInputError(f"out_shape must be (height, width) in whole pixels > 0, got {out_shape!r}.")
-    return out_h, out_w
-
-
-def _check_value_range(value_range: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value_range, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = np.empty(0)
-    if arr.shape == (2,):
-        arr = np.tile(arr, (3, 1))
-    if arr.shape != (3, 2) or not np.isfinite(arr).all() or (arr[:, 1] <= arr[:, 0]).any():
-        raise InvalidInputError(
-            f"value_range must be (low, high) with low < high, or three such pairs (one per RGB "
-            f"band), got {value_range!r}; e.g. value_range=(0, 4095) for 12-bit imagery."
-        )
-    return arr
-
-
-def _check_percentiles(percentiles: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(p) for p in percentiles)
-    except (TypeError, ValueError):
-        low, high = math.nan, math.nan
-    if not 0 <= low < high <= 100:
-        raise InvalidInputError(
-            f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}; "
-            "e.g. percentiles=(2, 98)."
-        )
-    return (low, high)
-
 
 def _empty(raw: np.ndarray, valid: np.ndarray | None) -> bool:
     """True when no pixel is both valid and non-black; ``raw`` is ``(3, H, W)``."""

@@ -1,4 +1,4 @@
-"""Pictures: boxes drawn over an image or a raster window, and precision-recall curves, as PNG.
+"""Pictures: boxes drawn over an image or a raster window, as PNG.
 
 Boxes are box tables (see :mod:`deepforest_lite.boxes`) in the pixel
 coordinates of the *full* image: ``xmin, ymin, xmax, ymax``, origin at the
@@ -6,20 +6,27 @@ top-left corner, x = column, ``xmax``/``ymax`` exclusive. When only a window
 of the image is drawn, or the picture is downsampled, the boxes are shifted
 and scaled to the picture here; callers never convert them.
 
-Large rasters are never read whole: the requested region is read with
-rasterio at the output size (``out_shape``), which lets GDAL use the file's
-overviews when it has them. Every PNG is written atomically (to a temporary
-file in the same folder, then renamed), so a reader never sees half a file.
+Raster files are read through :class:`~deepforest_lite.raster.RasterSource`,
+the reader prediction uses, with the same ``bands=`` and ``value_range=`` and
+the same band, dtype and stretch rules (:mod:`deepforest_lite.bands`), so a
+picture shows the pixels the model saw. Large rasters are never read whole:
+the requested region is read at the output size
+(:meth:`~deepforest_lite.raster.RasterSource.read_overview`, average
+resampling), which lets GDAL use the file's overviews when it has them;
+arrays are shrunk by the same rule (:func:`~deepforest_lite.resample.resample_array`).
+Every PNG is written atomically (to a temporary file in the same folder,
+then renamed), so a reader never sees half a file.
 
-Colours are RGB tuples of 0-255 ints. Boxes are drawn with PIL; the
-precision-recall curve with matplotlib's Agg canvas (no display needed).
+Colours are RGB tuples of 0-255 ints. Boxes are drawn with PIL. The
+precision-recall curve lives in :mod:`deepforest_lite.plots` and is
+re-exported here.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,17 +34,19 @@ import pandas as pd
 
 from .boxes import BOX_COLUMNS, check_columns
 from .checks import check_range
-from .errors import ImageReadError, InvalidInputError
-from .evaluate import best_threshold, format_threshold
+from .errors import InvalidInputError
 from .files import atomic_write
-from .raster import check_rgb_array
+from .plots import plot_precision_recall
+from .raster import RasterSource, check_rgb_array, overview_shape, resample_array
+from .windows import Window
 
 __all__ = [
+    "DEFAULT_MAX_SIZE",
     "PREDICTION_COLOR",
     "TRUTH_COLOR",
     "draw_boxes",
-    "plot_predictions",
     "plot_precision_recall",
+    "plot_predictions",
     "save_png",
 ]
 
@@ -125,13 +134,15 @@ def draw_boxes(
 
 
 def plot_predictions(
-    image: str | os.PathLike | np.ndarray,
+    image: str | os.PathLike | np.ndarray | RasterSource,
     predictions: pd.DataFrame,
     path: str | os.PathLike | None = None,
     *,
     ground_truth: pd.DataFrame | None = None,
     window: Any = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    bands: Sequence[int] | None = None,
+    value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
     color: tuple[int, int, int] = PREDICTION_COLOR,
     truth_color: tuple[int, int, int] = TRUTH_COLOR,
     line_width: int = 2,
@@ -141,12 +152,14 @@ def plot_predictions(
     """Draw predicted (and optionally ground-truth) boxes over an image or one window of a raster.
 
     Args:
-        image: a file rasterio reads (PNG, JPEG, GeoTIFF, ...) or an
-            ``H x W x 3`` ``uint8`` RGB array. Files are read at the output
-            size, from overviews when the file has them, never whole; the
-            first three bands are taken as RGB (one band is shown as grey),
-            and other dtypes than 8-bit are stretched between their 2nd and
-            98th percentiles for display.
+        image: a file rasterio reads (PNG, JPEG, GeoTIFF, ...), an open
+            :class:`~deepforest_lite.raster.RasterSource` (used as it is, not
+            closed), or an ``H x W x 3`` ``uint8`` RGB array. Files are read
+            through :class:`~deepforest_lite.raster.RasterSource` exactly as
+            prediction reads them (same band choice, same scaling of 16-bit
+            and float rasters, the stretch computed over the whole raster),
+            at the output size, from overviews when the file has them, never
+            whole.
         predictions: box table in full-image pixels; it must hold the boxes
             of one image only (``image_path`` with one distinct value, or no
             such column). ``label``/``score`` are written when present.
@@ -157,10 +170,17 @@ def plot_predictions(
         window: the region to draw, in full-image pixels: a
             :class:`deepforest_lite.Window`, a ``rasterio.windows.Window`` or a
             ``(col_off, row_off, width, height)`` tuple; ``None`` draws the
-            whole image. Boxes are shifted into it; boxes outside are not drawn.
+            whole image. It is clipped to the image; boxes are shifted into
+            it and boxes outside are not drawn.
         max_size: longest side of the picture in pixels; a larger region is
-            downsampled by the same factor on both axes and the boxes scaled
-            with it.
+            downsampled by the same factor on both axes (average resampling)
+            and the boxes scaled with it.
+        bands: for a file: three 1-based band numbers read as red, green,
+            blue, as in prediction (needed for more than three non-alpha
+            bands; default the file's three colour bands).
+        value_range: for a file: fixed ``(low, high)`` (or three pairs, one
+            per band) mapped to 0-255, as in prediction; default ``uint8``
+            as it is and other dtypes the 2nd-98th percentile stretch.
         color, truth_color: RGB outline colours of predictions and ground truth.
         line_width: outline width in picture pixels.
         show_labels, show_scores: write each prediction's label and/or score.
@@ -171,7 +191,10 @@ def plot_predictions(
 
     Raises:
         ImageReadError: the image file is missing or unreadable.
-        InvalidInputError: bad array, table, window or sizes.
+        RasterError: the file's bands or dtype cannot be read as RGB (as in
+            prediction; e.g. four bands without ``bands=``).
+        InvalidInputError: bad array, table, window, sizes, or ``bands`` /
+            ``value_range`` given with an array or an open source.
     """
     for table, what in ((predictions, "predictions"), (ground_truth, "ground truth")):
         if table is not None:
@@ -179,13 +202,22 @@ def plot_predictions(
             _check_one_image(table, what)
     max_size = check_range("max_size", max_size, 1, integer=True, kind="whole number of pixels", hint="e.g. 2048")
 
+    if isinstance(image, (np.ndarray, RasterSource)) and (bands is not None or value_range is not None):
+        what = "an array" if isinstance(image, np.ndarray) else "an open RasterSource, which has its own"
+        raise InvalidInputError(
+            f"bands and value_range apply to raster files, but {what} was given; pass the file path, "
+            "or set them when making the array or opening the source: RasterSource(path, bands=..., value_range=...)."
+        )
     if isinstance(image, np.ndarray):
         picture, (col_off, row_off, sx, sy) = _array_region(image, window, int(max_size))
+    elif isinstance(image, RasterSource):
+        picture, (col_off, row_off, sx, sy) = _source_region(image, window, int(max_size))
     elif isinstance(image, (str, os.PathLike)):
-        picture, (col_off, row_off, sx, sy) = _file_region(os.fspath(image), window, int(max_size))
+        with RasterSource(image, bands=bands, value_range=value_range) as source:
+            picture, (col_off, row_off, sx, sy) = _source_region(source, window, int(max_size))
     else:
         raise InvalidInputError(
-            f"image must be a file path or an H x W x 3 uint8 array, got {type(image).__name__}."
+            f"image must be a file path, a RasterSource or an H x W x 3 uint8 array, got {type(image).__name__}."
         )
 
     if ground_truth is not None and len(ground_truth):
@@ -207,110 +239,6 @@ def plot_predictions(
     return picture
 
 
-def plot_precision_recall(
-    sweep: pd.DataFrame,
-    path: str | os.PathLike,
-    *,
-    title: str | None = None,
-    size_px: int = 600,
-    threshold: float | None = None,
-) -> str:
-    """Write a precision-recall curve PNG from a :func:`~deepforest_lite.evaluate.threshold_sweep` table.
-
-    Recall is on the x axis, precision on the y axis (both 0-1, pooled over
-    all boxes); each point is one score threshold, a few of which are written
-    beside their points. The chosen threshold is marked with a star and its
-    own value written beside it (``score >= 0.30``, with as many digits as the
-    threshold has, e.g. ``0.012``), and named in the legend with its F1.
-
-    Args:
-        sweep: table with ``score_threshold, precision, recall, f1``.
-        path: PNG file to write (its folder is created).
-        title: figure title; default "Precision-recall over score thresholds".
-        size_px: width and height of the PNG in pixels.
-        threshold: the threshold to mark, one of the sweep's; default the
-            best-F1 one (:func:`~deepforest_lite.evaluate.best_threshold`).
-
-    Returns:
-        ``path`` as a string.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    check_columns(sweep, ["score_threshold", "precision", "recall", "f1"], what="threshold sweep table")
-    size_px = check_range("size_px", size_px, 100, integer=True, kind="whole number of pixels")
-    data = sweep.sort_values("score_threshold").reset_index(drop=True)
-    thresholds = data["score_threshold"].to_numpy(float)
-    precision = data["precision"].to_numpy(float)
-    recall = data["recall"].to_numpy(float)
-    f1 = data["f1"].to_numpy(float)
-
-    dpi = 100
-    fig = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ok = np.isfinite(precision) & np.isfinite(recall)
-    ax.plot(recall[ok], precision[ok], "-o", color="#1f77b4", markersize=3, label="score thresholds")
-    # Name about six points, skipping thresholds that land on the same point as a lower one.
-    idx = np.flatnonzero(ok)
-    distinct = [
-        i
-        for k, i in enumerate(idx)
-        if k == 0 or (recall[i], precision[i]) != (recall[idx[k - 1]], precision[idx[k - 1]])
-    ]
-    step = max(1, len(distinct) // 6)
-    for i in distinct[::step]:
-        ax.annotate(
-            format_threshold(thresholds[i]),
-            (recall[i], precision[i]),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=7,
-            color="#555555",
-        )
-    chosen = None
-    if threshold is not None:
-        hits = np.flatnonzero(np.isclose(thresholds, float(threshold), rtol=0, atol=1e-9))
-        if not len(hits):
-            raise InvalidInputError(
-                f"threshold {threshold!r} is not one of the sweep's score thresholds "
-                f"({', '.join(format_threshold(t) for t in thresholds[:8])}...); pass one of them."
-            )
-        chosen = int(hits[0])
-    elif np.isfinite(f1).any():
-        chosen = int(np.flatnonzero(thresholds == best_threshold(data))[0])  # its rule for ties
-    if chosen is not None and ok[chosen]:
-        text = format_threshold(thresholds[chosen])
-        what = "best F1" if threshold is None else "F1"
-        ax.plot(
-            [recall[chosen]],
-            [precision[chosen]],
-            marker="*",
-            markersize=14,
-            color="#d62728",
-            linestyle="none",
-            label=f"{what} {f1[chosen]:.3f} at score >= {text}",
-        )
-        ax.annotate(
-            f"score >= {text}",
-            (recall[chosen], precision[chosen]),
-            textcoords="offset points",
-            xytext=(8, -14),
-            fontsize=9,
-            fontweight="bold",
-            color="#d62728",
-        )
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(title or "Precision-recall over score thresholds", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-
-
 def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
     """Write an ``H x W x 3`` ``uint8`` RGB array as a PNG, atomically; returns the path."""
     from PIL import Image
@@ -321,8 +249,6 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
 
 
 def _check_color(color: Any) -> tuple[int, int, int]:
@@ -372,81 +298,24 @@ def _window_tuple(window: Any, height: int, width: int) -> tuple[int, int, int, 
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _out_size(w: int, h: int, max_size: int) -> tuple[int, int]:
-    factor = min(1.0, max_size / max(w, h))
-    return max(1, min(max_size, round(w * factor))), max(1, min(max_size, round(h * factor)))
-
-
 def _array_region(
     image: np.ndarray, window: Any, max_size: int
 ) -> tuple[np.ndarray, tuple[int, int, float, float]]:
-    from PIL import Image
-
+    """The picture of ``window`` of an RGB array and ``(col_off, row_off, sx, sy)`` of its pixels."""
     image = check_rgb_array(image)
     col_off, row_off, w, h = _window_tuple(window, image.shape[0], image.shape[1])
-    region = image[row_off : row_off + h, col_off : col_off + w]
-    out_w, out_h = _out_size(w, h, max_size)
-    if (out_w, out_h) != (w, h):
-        region = np.asarray(Image.fromarray(np.ascontiguousarray(region)).resize((out_w, out_h), Image.BOX))
-    return np.ascontiguousarray(region), (col_off, row_off, out_w / w, out_h / h)
+    region = np.ascontiguousarray(image[row_off : row_off + h, col_off : col_off + w])
+    region = resample_array(region, overview_shape((h, w), max_size))
+    return region, (col_off, row_off, region.shape[1] / w, region.shape[0] / h)
 
 
-def _file_region(path: str, window: Any, max_size: int) -> tuple[np.ndarray, tuple[int, int, float, float]]:
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    from rasterio.windows import Window as RioWindow
-
-    if not os.path.exists(path):
-        raise ImageReadError(f"Image file {path!r} does not exist; check the path.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                col_off, row_off, w, h = _window_tuple(window, src.height, src.width)
-                out_w, out_h = _out_size(w, h, max_size)
-                bands = [1, 2, 3] if src.count >= 3 else [1]
-                data = src.read(
-                    bands,
-                    window=RioWindow(col_off, row_off, w, h),
-                    out_shape=(len(bands), out_h, out_w),
-                    resampling=Resampling.average if (out_w, out_h) != (w, h) else Resampling.nearest,
-                    masked=src.dtypes[0] != "uint8",
-                )
-    except RasterioIOError as exc:
-        raise ImageReadError(
-            f"Cannot read {path!r} as an image ({exc}); pass a PNG, JPEG or TIFF file."
-        ) from None
-    picture = _to_uint8(data)
-    if picture.shape[2] == 1:
-        picture = np.repeat(picture, 3, axis=2)
-    return np.ascontiguousarray(picture), (col_off, row_off, out_w / w, out_h / h)
-
-
-def _to_uint8(data: np.ndarray) -> np.ndarray:
-    """Bands x rows x cols -> rows x cols x bands uint8 for display.
-
-    8-bit data is shown as it is (a declared nodata value such as 255 is
-    often also a real bright pixel); other dtypes are stretched between the
-    2nd and 98th percentiles of their valid pixels, masked pixels black.
-    """
-    mask = np.ma.getmaskarray(data)
-    values = np.ma.getdata(data)
-    if values.dtype == np.uint8:
-        return values.transpose(1, 2, 0).copy()
-    out = np.zeros(values.shape, dtype=np.uint8)
-    for b in range(values.shape[0]):
-        band = values[b].astype(np.float64)
-        valid = band[~mask[b] & np.isfinite(band)]
-        if valid.size == 0:
-            continue
-        lo, hi = np.percentile(valid, [2, 98])
-        if hi <= lo:
-            hi = lo + 1.0
-        scaled = np.clip((band - lo) / (hi - lo) * 255.0, 0, 255)
-        out[b] = np.nan_to_num(scaled, nan=0.0).astype(np.uint8)
-    out[mask] = 0
-    return out.transpose(1, 2, 0)
+def _source_region(
+    source: RasterSource, window: Any, max_size: int
+) -> tuple[np.ndarray, tuple[int, int, float, float]]:
+    """The picture of ``window`` of a raster (as prediction reads it) and ``(col_off, row_off, sx, sy)``."""
+    col_off, row_off, w, h = _window_tuple(window, source.height, source.width)
+    picture = source.read_overview(max_size, window=Window(col_off, row_off, w, h))
+    return picture, (col_off, row_off, picture.shape[1] / w, picture.shape[0] / h)
 
 
 def _to_picture(table: pd.DataFrame, col_off: int, row_off: int, sx: float, sy: float) -> pd.DataFrame:

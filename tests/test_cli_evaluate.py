@@ -169,3 +169,20 @@ def test_predictions_from_a_geopackage_and_truth_from_voc(tmp_path, capsys):
     expected = dfl.evaluate_boxes(preds, truth)
     assert expected["recall"] == pytest.approx(30 / 61)
     assert f"{expected['recall']:.3f}" in text
+
+
+def test_plot_dir_skips_an_image_prediction_could_not_read_without_bands(files, capsys):
+    import rasterio
+
+    tmp, _, _ = files
+    with rasterio.open(tmp / "OSBS_029.tif") as src:  # rewrite the image as RGB + one more band
+        profile = src.profile | {"count": 4, "nodata": None, "photometric": "minisblack"}  # no alpha
+        pixels = src.read()
+    with rasterio.open(tmp / "OSBS_029.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([pixels, pixels[:1]]))
+    code = main(["evaluate", str(tmp / "preds.csv"), str(tmp / "truth.csv"), "--plot-dir", str(tmp / "plots")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "overlay is skipped" in err and "bands=" in err
+    assert not (tmp / "plots" / "OSBS_029_evaluation.png").exists()
+    assert (tmp / "plots" / "precision_recall.png").is_file()

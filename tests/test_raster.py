@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import subprocess
 import sys
@@ -15,10 +16,17 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window as RioWindow
 
-from deepforest_lite import raster as raster_module
+from deepforest_lite import bands as bands_module
 from deepforest_lite.data import get_data
 from deepforest_lite.errors import ImageReadError, InvalidInputError, RasterError
-from deepforest_lite.raster import RasterSource, check_rgb_array, read_image, scale_to_uint8
+from deepforest_lite.raster import (
+    RasterHeader,
+    RasterSource,
+    check_rgb_array,
+    raster_header,
+    read_image,
+    scale_to_uint8,
+)
 from deepforest_lite.windows import Window, window_grid
 
 
@@ -229,7 +237,7 @@ def test_percentile_stretch_uses_a_decimated_read(make_raster, monkeypatch) -> N
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
-    monkeypatch.setattr(raster_module, "STATS_MAX_SIDE", 60)
+    monkeypatch.setattr(bands_module, "STATS_MAX_SIDE", 60)  # the stretch rule reads it there
     source = RasterSource(r.path, percentiles=(5, 95))
     assert len(calls) == 1 and calls[0]["out_shape"] == (3, 40, 60)
     full = np.percentile(r.data.reshape(3, -1).astype(np.float64), [5, 95], axis=1).T
@@ -389,6 +397,45 @@ def test_bad_windows_are_rejected(make_raster, window: object, message: str) -> 
     source = RasterSource(make_raster().path)
     with pytest.raises(InvalidInputError, match=message):
         source.read_window(window)  # type: ignore[arg-type]
+
+
+def test_raster_header_reads_no_pixels(make_raster, monkeypatch) -> None:
+    r = make_raster("rgbn.tif", bands=4, dtype="uint16", nodata=0)
+    rgba = make_raster("rgba.tif", alpha=True)
+    png = make_raster("plain.png", crs=None)
+    reads: list[object] = []
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", lambda self, *a, **k: reads.append(a))
+    header = raster_header(r.path)
+    assert isinstance(header, RasterHeader)
+    assert (header.width, header.height, header.count, header.shape) == (300, 200, 4, (200, 300))
+    assert header.dtypes == ("uint16",) * 4 and header.dtype == "uint16" and header.nodata == 0
+    assert header.crs.to_epsg() == 32617 and header.is_georeferenced
+    assert header.transform == Affine(0.5, 0, 400000.0, 0, -0.25, 3300000.0)
+    assert raster_header(rgba.path).colorinterp == ("red", "green", "blue", "alpha")
+    plain = raster_header(png.path)
+    assert plain.crs is None and not plain.is_georeferenced and plain.count == 3
+    assert reads == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        header.width = 1  # type: ignore[misc]
+    monkeypatch.undo()
+    with RasterSource(r.path, bands=(1, 2, 3)) as source:  # the source's metadata is the same header
+        assert source.header == header and (source.width, source.count, source.crs) == (300, 4, header.crs)
+    with pytest.raises(ImageReadError, match="does not exist"):
+        raster_header(str(r.path) + ".missing")
+
+
+def test_read_overview_keeps_the_aspect_and_is_the_resampled_window(make_raster) -> None:
+    r = make_raster("big.tif", width=300, height=200, dtype="uint16")
+    with RasterSource(r.path) as source:
+        overview = source.read_overview(60)
+        assert overview.shape == (40, 60, 3) and overview.dtype == np.uint8
+        np.testing.assert_array_equal(overview, source.read_window(out_shape=(40, 60)))
+        part = source.read_overview(25, window=Window(100, 50, 100, 50))
+        np.testing.assert_array_equal(part, source.read_window(Window(100, 50, 100, 50), out_shape=(12, 25)))
+        # never enlarged
+        np.testing.assert_array_equal(source.read_overview(5000), source.read_window())
+        with pytest.raises(InvalidInputError, match="max_side"):
+            source.read_overview(0)
 
 
 def test_check_rgb_array() -> None:

@@ -1,4 +1,7 @@
-"""visualize.py: PNG sizes, box-edge pixel colours, windows, downsampled rasters, atomic writes."""
+"""visualize.py: PNG sizes, box-edge pixel colours, windows, downsampled rasters, atomic writes.
+
+Rasters are drawn with exactly the pixels prediction reads (RasterSource, bands=, value_range=).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from affine import Affine
 from PIL import Image
 
 import deepforest_lite as dfl
-from deepforest_lite.errors import ImageReadError, InvalidInputError
+from deepforest_lite.errors import ImageReadError, InvalidInputError, RasterError
 from deepforest_lite.evaluate import threshold_sweep
+from deepforest_lite.raster import RasterSource
 from deepforest_lite.visualize import (
     PREDICTION_COLOR,
     TRUTH_COLOR,
@@ -196,6 +200,76 @@ def test_sixteen_bit_raster_is_stretched(tmp_path):
     picture = plot_predictions(str(path), boxes([]).astype({"label": str}))
     assert picture.dtype == np.uint8 and picture.shape == (64, 64, 3)
     assert picture.min() == 0 and picture.max() == 255
+
+
+NO_BOXES = boxes([]).astype({"label": str})
+
+
+@pytest.fixture
+def four_band_u16(make_raster):
+    """A 300 x 200 px 4-band uint16 GeoTIFF (RGB + NIR) with internal overviews; values exceed 255."""
+    r = make_raster("rgbn.tif", bands=4, dtype="uint16", tiled=True, blocksize=64)
+    with rasterio.open(r.path, "r+") as dst:
+        dst.build_overviews([2, 4], rasterio.enums.Resampling.average)
+    return r.path
+
+
+def test_four_band_16_bit_raster_is_drawn_with_the_pixels_prediction_reads(four_band_u16):
+    # four non-alpha bands: like prediction, the picture needs bands=
+    with pytest.raises(RasterError, match="bands="):
+        plot_predictions(four_band_u16, NO_BOXES)
+    for bands in ((1, 2, 3), (4, 3, 2)):
+        picture = plot_predictions(four_band_u16, NO_BOXES, bands=bands)
+        with RasterSource(four_band_u16, bands=bands) as source:
+            np.testing.assert_array_equal(picture, source.read_window())
+    # bands= is honoured: another band order gives other pixels
+    assert not np.array_equal(
+        plot_predictions(four_band_u16, NO_BOXES, bands=(1, 2, 3)),
+        plot_predictions(four_band_u16, NO_BOXES, bands=(3, 2, 1)),
+    )
+    np.testing.assert_array_equal(
+        plot_predictions(four_band_u16, NO_BOXES, bands=(3, 2, 1))[..., ::-1],
+        plot_predictions(four_band_u16, NO_BOXES, bands=(1, 2, 3)),
+    )
+
+
+def test_window_of_a_16_bit_raster_uses_the_raster_wide_stretch(four_band_u16):
+    # a window holding only background: a per-window stretch would spread it over 0..255
+    window = (200, 150, 80, 40)
+    picture = plot_predictions(four_band_u16, NO_BOXES, window=window, bands=(1, 2, 3))
+    with RasterSource(four_band_u16, bands=(1, 2, 3)) as source:
+        expected = source.read_window(dfl.Window(*window))
+    np.testing.assert_array_equal(picture, expected)
+    assert picture.max() < 128  # dark background stays dark next to the bright crowns elsewhere
+
+
+def test_downsampled_16_bit_picture_equals_the_resampled_prediction_read(four_band_u16):
+    picture = plot_predictions(four_band_u16, NO_BOXES, max_size=100, bands=(1, 2, 3), value_range=(0, 60000))
+    assert picture.shape == (67, 100, 3)  # 300 x 200 px, factor 1/3
+    with RasterSource(four_band_u16, bands=(1, 2, 3), value_range=(0, 60000)) as source:
+        np.testing.assert_array_equal(picture, source.read_window(out_shape=(67, 100)))
+        np.testing.assert_array_equal(picture, source.read_overview(100))
+        # an open source draws the same picture and stays open
+        np.testing.assert_array_equal(plot_predictions(source, NO_BOXES, max_size=100), picture)
+        assert source.read_window(dfl.Window(0, 0, 2, 2)).shape == (2, 2, 3)
+
+
+def test_value_range_is_honoured(four_band_u16):
+    narrow = plot_predictions(four_band_u16, NO_BOXES, bands=(1, 2, 3), value_range=(0, 10000))
+    wide = plot_predictions(four_band_u16, NO_BOXES, bands=(1, 2, 3), value_range=(0, 65535))
+    with RasterSource(four_band_u16, bands=(1, 2, 3), value_range=(0, 10000)) as source:
+        np.testing.assert_array_equal(narrow, source.read_window())
+    assert wide.mean() < narrow.mean()
+
+
+def test_bands_and_value_range_need_a_file(four_band_u16):
+    with pytest.raises(InvalidInputError, match="array"):
+        plot_predictions(np.zeros((10, 10, 3), np.uint8), NO_BOXES, bands=(1, 2, 3))
+    with RasterSource(four_band_u16, bands=(1, 2, 3)) as source:
+        with pytest.raises(InvalidInputError, match="RasterSource"):
+            plot_predictions(source, NO_BOXES, value_range=(0, 1000))
+    with pytest.raises(InvalidInputError, match="bands"):
+        plot_predictions(four_band_u16, NO_BOXES, bands=(1, 2, 9))
 
 
 def test_osbs_overlay(tmp_path):

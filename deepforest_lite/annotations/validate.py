@@ -17,8 +17,9 @@ from ..boxes import (
     format_number,
     validate_boxes,
 )
-from ..errors import AnnotationError, BoxesClippedWarning, LabelError
+from ..errors import AnnotationError, BoxesClippedWarning, ImageReadError, LabelError
 from ..labels import LabelMap
+from ..rasterfile import raster_header
 from .empty import _EMPTY_KEY, _unique
 from .raw import _is_missing, _more, _Raw
 
@@ -26,16 +27,12 @@ _EDGE_TOLERANCE = 1e-6  # pixels a box may pass an image edge by without a warni
 
 
 def _header_size(file: str) -> tuple[float, float] | None:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
+    """``(width, height)`` in px from the image's header, or ``None`` when it cannot be read."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(file) as src:
-                return float(src.width), float(src.height)
-    except Exception:  # an unreadable image only means the size is unknown here
+        header = raster_header(file)
+    except ImageReadError:  # an unreadable image only means the size is unknown here
         return None
+    return float(header.width), float(header.height)
 
 
 def _size_lookup(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,8 @@ from ..boxes import (
     ANNOTATION_COLUMNS,
     BOX_COLUMNS,
 )
-from ..errors import AnnotationError, ImageReadError
+from ..errors import AnnotationError
+from ..rasterfile import raster_header
 from .raw import _is_missing, _Raw
 
 _VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".fgb", ".gml")
@@ -95,25 +95,13 @@ def pixel_boxes_from_geometry(
 
 
 def _raster_info(raster: str | os.PathLike[str]) -> dict[str, Any]:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    raster = os.fspath(raster)
-    if not os.path.exists(raster):
-        raise ImageReadError(f"Raster {raster!r} does not exist; check the path.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(raster) as src:
-                return {
-                    "width": float(src.width), "height": float(src.height),
-                    "transform": src.transform,
-                    "crs": None if src.crs is None else src.crs.to_wkt(),
-                }
-    except RasterioIOError as exc:
-        raise ImageReadError(
-            f"Cannot open {raster!r} as a raster ({exc}); pass a GeoTIFF or image file."
-        ) from None
+    """Size, transform and CRS (WKT or ``None``) of ``raster`` from its header; ``ImageReadError`` if unreadable."""
+    header = raster_header(raster)
+    return {
+        "width": float(header.width), "height": float(header.height),
+        "transform": header.transform,
+        "crs": None if header.crs is None else header.crs.to_wkt(),
+    }
 
 
 def _read_vector(

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..boxes import BOX_COLUMNS, check_columns
-from ..errors import AnnotationError, InvalidInputError
+from ..errors import AnnotationError, ImageReadError, InvalidInputError, RasterError
 from ..files import atomic_write
 from ._checks import check_evaluate
 from ._common import fraction
@@ -185,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_inside_images(table: pd.DataFrame, what: str, root: str) -> None:
     """Refuse boxes lying wholly right of or below their image, for the images found under ``root``."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
+    from ..rasterfile import raster_header
 
     coords = table[BOX_COLUMNS].apply(pd.to_numeric, errors="coerce")
     for image_path in table["image_path"].dropna().astype(str).unique():
@@ -194,12 +193,10 @@ def _check_inside_images(table: pd.DataFrame, what: str, root: str) -> None:
         if not os.path.isfile(file):
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(file) as src:
-                    width, height = src.width, src.height
-        except Exception:  # an unreadable image only means its size is unknown here
+            header = raster_header(file)
+        except ImageReadError:  # an unreadable image only means its size is unknown here
             continue
+        width, height = header.width, header.height
         rows = (table["image_path"].astype(str) == image_path).to_numpy()
         outside = rows & ((coords["xmin"] >= width) | (coords["ymin"] >= height)).to_numpy()
         if outside.any():
@@ -327,15 +324,19 @@ def _write_plots(
         while name in used:
             name += "_"
         used.add(name)
+        try:
+            plot_predictions(
+                image_file,
+                predictions[predictions["image_path"] == image_path],
+                os.path.join(plot_dir, f"{name}.png"),
+                ground_truth=truth[truth["image_path"] == image_path],
+                show_labels=len(labels) > 1,
+                show_scores=False,
+            )
+        except RasterError as exc:  # read as prediction reads it: e.g. 4 bands need bands=(r, g, b)
+            print(f"note: its overlay is skipped: {exc}", file=sys.stderr)
+            continue
         written.append(os.path.join(plot_dir, f"{name}.png"))
-        plot_predictions(
-            image_file,
-            predictions[predictions["image_path"] == image_path],
-            written[-1],
-            ground_truth=truth[truth["image_path"] == image_path],
-            show_labels=len(labels) > 1,
-            show_scores=False,
-        )
     if sweep is not None:
         written.append(plot_precision_recall(sweep, os.path.join(plot_dir, "precision_recall.png")))
     return written

@@ -374,7 +374,7 @@ def _run(args: argparse.Namespace) -> int:
                     catalogue.add(raster, target, source, table, time.monotonic() - started, detector)
                     _say(f"wrote {target} ({_summary(table)})", bar)
                     if not args.mosaic:
-                        _plot(raster, table, args.plot, plot_dir)
+                        _plot(raster, source, table, args.plot, plot_dir)
                 _release_checkpoint(checkpoint, window_ranks)
             catalogue.absorb(ranks.gather(catalogue.rows), [raster for raster, _, _ in jobs])
             if ranks.main:
@@ -392,7 +392,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             tables.append((index, source.assign(table) if args.mosaic else table))
             if writer:
-                _plot(raster, tables[-1][1], args.plot, plot_dir)
+                _plot(raster, source, tables[-1][1], args.plot, plot_dir)
         if not share_windows:
             tables = sorted((item for part in ranks.gather(tables) for item in part), key=lambda item: item[0])
         finished = True
@@ -541,15 +541,9 @@ def _survey_bar(
 
 def _check_merged_crs(rasters: list[str], args: argparse.Namespace) -> None:
     """The merged file's CRS rules (as for ``--output``), from the rasters' metadata."""
-    import types
+    from ..rasterfile import raster_header
 
-    import rasterio
-
-    infos = []
-    for raster in rasters:
-        with rasterio.open(raster) as src:
-            infos.append(types.SimpleNamespace(path=raster, crs=src.crs, is_georeferenced=src.crs is not None))
-    _check_one_crs(infos, Path(args.merged).suffix.lower(), args.merged, args.crs)
+    _check_one_crs([raster_header(r) for r in rasters], Path(args.merged).suffix.lower(), args.merged, args.crs)
 
 
 class _Catalogue:
@@ -608,14 +602,10 @@ class _Catalogue:
 
 
 def _outline(raster: str) -> tuple[str, str]:
-    import types
-
-    import rasterio
-
+    from ..rasterfile import raster_header
     from ..survey import footprint
 
-    with rasterio.open(raster) as src:
-        return footprint(types.SimpleNamespace(crs=src.crs, width=src.width, height=src.height, transform=src.transform))
+    return footprint(raster_header(raster))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -856,13 +846,14 @@ def _write(table: Any, path: str, crs: str | None = None) -> None:
     write_boxes(table, path, crs=crs)
 
 
-def _plot(raster: str, table: Any, plot: str | None, plot_dir: str | None) -> None:
+def _plot(raster: str, source: Any, table: Any, plot: str | None, plot_dir: str | None) -> None:
+    """The --plot picture of one raster, drawn from the ``source`` prediction read (same bands and stretch)."""
     if plot is None:
         return
     from ..visualize import plot_predictions
 
     png = os.path.join(plot_dir, Path(raster).stem + ".png") if plot_dir is not None else plot
-    plot_predictions(raster, table, png, show_labels=table["label"].nunique() > 1)
+    plot_predictions(source, table, png, show_labels=table["label"].nunique() > 1)
     print(f"wrote {png}")
 
 
