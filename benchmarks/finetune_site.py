@@ -43,7 +43,7 @@ def score(det: dfl.Detector, truth: pd.DataFrame) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = dfl.evaluate_boxes(predictions, truth, iou_threshold=0.4)
-    return {k: round(float(s[k]), 4) for k in ("box_precision", "box_recall", "precision", "recall", "f1")}
+    return {k: round(float(getattr(s, k)), 4) for k in ("box_precision", "box_recall", "precision", "recall", "f1")}
 
 
 def main() -> None:

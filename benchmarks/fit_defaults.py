@@ -57,8 +57,8 @@ def main() -> None:
         warnings.simplefilter("ignore")
         scores = dfl.evaluate_boxes(predictions, truth, iou_threshold=0.4)
     print(json.dumps({"fit_options": fit_options, "model_options": model_options, "epochs": args.epochs,
-                      "head_norm": det.config.head_norm, "recall": round(float(scores["recall"]), 3),
-                      "precision": None if pd.isna(scores["precision"]) else round(float(scores["precision"]), 3),
+                      "head_norm": det.config.head_norm, "recall": round(float(scores.recall), 3),
+                      "precision": None if pd.isna(scores.precision) else round(float(scores.precision), 3),
                       "seconds": round(seconds, 1)}))
 
 

@@ -74,12 +74,12 @@ def score(det: dfl.Detector, tile: Path, truth_csv: Path, rescale: bool, iou_thr
         seconds = time.perf_counter() - started
         scores = dfl.evaluate_boxes(boxes, truth, iou_threshold=iou_threshold)
     return {
-        "predicted_boxes": int(scores["n_predictions"]),
-        "precision": _figure(scores["precision"]),
-        "recall": _figure(scores["recall"]),
-        "f1": _figure(scores["f1"]),
-        "box_precision": _figure(scores["box_precision"]),
-        "box_recall": _figure(scores["box_recall"]),
+        "predicted_boxes": int(scores.n_predictions),
+        "precision": _figure(scores.precision),
+        "recall": _figure(scores.recall),
+        "f1": _figure(scores.f1),
+        "box_precision": _figure(scores.box_precision),
+        "box_recall": _figure(scores.box_recall),
         "rescaled": bool(boxes.attrs.get("rescaled")),
         "windows": int(boxes.attrs.get("windows", 0)),
         "seconds": round(seconds, 2),

@@ -62,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "get_data": "data",
     # evaluation and pictures
     "evaluate_boxes": "evaluate",
+    "EvaluationResult": "evaluate",
     "mean_average_precision": "evaluate",
     "threshold_sweep": "evaluate",
     "best_threshold": "evaluate",
@@ -141,7 +142,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
         UnsafeCheckpointError,
         WriteError,
     )
-    from .evaluate import best_threshold, evaluate_boxes, mean_average_precision, threshold_sweep
+    from .evaluate import (
+        EvaluationResult,
+        best_threshold,
+        evaluate_boxes,
+        mean_average_precision,
+        threshold_sweep,
+    )
     from .geo import boxes_to_map, write_boxes
     from .labels import LabelMap
     from .mosaic import MosaicSource

@@ -25,6 +25,7 @@ from .errors import UnknownNameError
 __all__ = [
     "DEEPFOREST_HINTS",
     "CLI_HINTS",
+    "DeepForestAttributes",
     "check_raster_first",
     "deepforest_keywords",
     "spelling_hint",
@@ -164,6 +165,27 @@ def unknown_keys_hint(unknown: Iterable[str], valid: Iterable[str]) -> str:
 def unknown_name_error(where: str, name: str, valid: Iterable[str], kind: str = "keyword") -> UnknownNameError:
     """An :class:`UnknownNameError` for ``name`` given to ``where``, naming our spelling."""
     return UnknownNameError(f"{where} has no {kind} {name!r}; {spelling_hint(name, valid)}.")
+
+
+class DeepForestAttributes:
+    """Mixin: DeepForest's attribute names (``score_thresh``, ``label_dict``...) raise an error that names ours.
+
+    Reading such a name, or setting it (``det.score_thresh = 0.3`` would
+    otherwise do nothing), raises :class:`~deepforest_lite.errors.UnknownNameError`
+    unless the class has it; every other missing attribute is a plain ``AttributeError``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names the instance and class lack
+        where = type(self).__name__
+        if name.startswith("_") or name not in DEEPFOREST_HINTS:
+            raise AttributeError(f"'{where}' object has no attribute {name!r}")
+        raise unknown_name_error(where, name, [], kind="attribute")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in DEEPFOREST_HINTS and not hasattr(type(self), name):
+            raise unknown_name_error(type(self).__name__, name, [], kind="attribute")
+        super().__setattr__(name, value)
 
 
 def deepforest_keywords(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -202,6 +202,10 @@ class PredictConfig:
     rescale: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("bands", "value_range"):  # a list or array given: the tuple it stands for
+            value = getattr(self, name)
+            if isinstance(value, Iterable) and not isinstance(value, (tuple, str, bytes)):
+                object.__setattr__(self, name, tuple(value))
         _check_gsd("gsd", self.gsd)
         if not isinstance(self.rescale, bool):
             raise InvalidInputError(f"rescale must be True or False, got {self.rescale!r}.")

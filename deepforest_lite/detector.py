@@ -14,29 +14,42 @@ import torch
 
 from . import checkpoint as ckpt
 from . import predict as _predict
-from .compat import DEEPFOREST_HINTS, deepforest_keywords, unknown_name_error
+from .compat import deepforest_keywords
 from .config import ModelConfig, PredictConfig, TrainConfig, check_keys
 from .errors import InvalidInputError
 from .labels import LabelMap
-from .model import build_retinanet, load_backbone_weights, resolve_device
+from .loading import Network, load_network, network_from_checkpoint, new_network
+from .model import resolve_device
 from .raster import RasterSource
 
 if TYPE_CHECKING:
+    from .ranks import Ranks
     from .train import TrainingResult
 
 __all__ = ["Detector", "load_model"]
 
 
-def _model_options() -> list[str]:
-    return [f.name for f in dataclasses.fields(ModelConfig)]
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
 
-def _train_options() -> list[str]:
-    return [f.name for f in dataclasses.fields(TrainConfig)]
+def _tile_keywords() -> list[str]:  # PredictConfig fields, but class_aware and device are predict_tile's own
+    return [name for name in _fields(PredictConfig) if name not in ("class_aware_merge", "device")]
 
 
-class Detector:
+def _fit_keywords() -> list[str]:
+    from .train import fit_options
+
+    return [*fit_options(), *_fields(TrainConfig)]
+
+
+class Detector(Network):
     """A multi-class RetinaNet detector for RGB imagery.
+
+    The network, its labels and settings (:attr:`labels`, :attr:`config`,
+    :attr:`gsd`, :attr:`score_threshold`, :attr:`device`...) are
+    :class:`~deepforest_lite.loading.Network`'s; the methods here build, save,
+    export, predict and train.
 
     Args:
         labels: class names; the i-th gets id ``i`` (no background class).
@@ -67,7 +80,7 @@ class Detector:
     nothing). See ``docs/from-deepforest.md``.
     """
 
-    @deepforest_keywords(extra_names=_model_options)
+    @deepforest_keywords(extra_names=lambda: _fields(ModelConfig))
     def __init__(
         self,
         labels: Sequence[str] = ("Tree",),
@@ -79,149 +92,24 @@ class Detector:
         **options: Any,
     ) -> None:
         check_keys(ModelConfig, options, "Detector options")
-        self.label_map = LabelMap(labels)
-        pretrained = backbone_weights is not None
         if config is None:
-            config = ModelConfig.for_weights(pretrained, backbone=backbone, **options)
+            config = ModelConfig.for_weights(backbone_weights is not None, backbone=backbone, **options)
         elif options:
             config = dataclasses.replace(config, **options)
-        self._config = config
-        self.model = build_retinanet(config, len(self.label_map))
-        if pretrained:
-            if str(backbone_weights) == "imagenet":
-                weights = ckpt.imagenet_backbone_weights(config.backbone)
-            else:
-                weights = ckpt.read_state_dict(backbone_weights)
-            load_backbone_weights(self.model, weights)
-        self.metadata: dict[str, Any] = {}
-        self.model.to(resolve_device(device)).eval()
+        self._adopt(new_network(LabelMap(labels), config, backbone_weights, device))
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_checkpoint(cls, checkpoint: ckpt.Checkpoint, device: str | torch.device | None = "auto") -> Detector:
         """Build a detector from a loaded :class:`~deepforest_lite.checkpoint.Checkpoint`."""
+        return cls._from_network(network_from_checkpoint(checkpoint, device))
+
+    @classmethod
+    def _from_network(cls, network: Network) -> Detector:
         detector = cls.__new__(cls)
-        detector.label_map = checkpoint.label_map
-        detector._config = checkpoint.config
-        detector.model = build_retinanet(checkpoint.config, len(checkpoint.label_map))
-        try:
-            missing, unexpected = detector.model.load_state_dict(checkpoint.state_dict, strict=False)
-        except RuntimeError as exc:  # tensor shapes that do not fit
-            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
-            raise ckpt.CheckpointError(
-                f"The weights from {checkpoint.metadata.get('source', 'the checkpoint')!r} do not fit the model "
-                f"they describe ({detail[:200]}); check the labels given for this file."
-            ) from None
-        if missing or unexpected:
-            raise ckpt.CheckpointError(
-                f"The weights from {checkpoint.metadata.get('source', 'the checkpoint')!r} do not fit the "
-                f"model they describe (missing {missing[:3]}, unexpected {unexpected[:3]}); "
-                "the file may be from an unsupported architecture."
-            )
-        detector.metadata = dict(checkpoint.metadata)
-        detector.model.to(resolve_device(device)).eval()
+        detector._adopt(network)
         return detector
-
-    # ------------------------------------------------------------------ DeepForest's names
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for names the instance and class lack
-        if name.startswith("_") or name not in DEEPFOREST_HINTS:
-            raise AttributeError(f"'Detector' object has no attribute {name!r}")
-        raise unknown_name_error("Detector", name, [], kind="attribute")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in DEEPFOREST_HINTS and not hasattr(type(self), name):
-            raise unknown_name_error("Detector", name, [], kind="attribute")
-        super().__setattr__(name, value)
-
-    # ------------------------------------------------------------------ settings
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Class names in id order."""
-        return self.label_map.names
-
-    @property
-    def config(self) -> ModelConfig:
-        """The model's settings now (thresholds read live from the network)."""
-        return dataclasses.replace(
-            self._config,
-            score_threshold=float(self.model.score_thresh),
-            nms_threshold=float(self.model.nms_thresh),
-            detections_per_image=int(self.model.detections_per_img),
-        )
-
-    @property
-    def gsd(self) -> float | None:
-        """Ground sample distance (m per pixel) of the imagery the model was trained at, or ``None``.
-
-        Stored in every checkpoint. Tiled prediction resamples rasters of
-        another GSD to it (:mod:`deepforest_lite.gsd`). May be set, e.g. for a
-        model whose training GSD you know but its checkpoint does not say;
-        ``None`` turns resampling off.
-        """
-        return self._config.gsd
-
-    @gsd.setter
-    def gsd(self, value: float | None) -> None:
-        self._config = dataclasses.replace(self._config, gsd=value)
-
-    @property
-    def score_threshold(self) -> float:
-        """Boxes scoring below this are dropped, in [0, 1]."""
-        return float(self.model.score_thresh)
-
-    @score_threshold.setter
-    def score_threshold(self, value: float) -> None:
-        self.model.score_thresh = dataclasses.replace(self.config, score_threshold=value).score_threshold
-
-    @property
-    def nms_threshold(self) -> float:
-        """IoU above which a lower-scoring box of the same class in one window is suppressed."""
-        return float(self.model.nms_thresh)
-
-    @nms_threshold.setter
-    def nms_threshold(self, value: float) -> None:
-        self.model.nms_thresh = dataclasses.replace(self.config, nms_threshold=value).nms_threshold
-
-    @property
-    def detections_per_image(self) -> int:
-        """At most this many boxes per image or window."""
-        return int(self.model.detections_per_img)
-
-    @detections_per_image.setter
-    def detections_per_image(self, value: int) -> None:
-        self.model.detections_per_img = dataclasses.replace(
-            self.config, detections_per_image=value
-        ).detections_per_image
-
-    @property
-    def device(self) -> torch.device:
-        """Where the weights are (the CPU for a model loaded from an ONNX file)."""
-        from .engines import model_device
-
-        return model_device(self.model)
-
-    @property
-    def exported_from(self) -> str | None:
-        """The ONNX or TorchScript file this detector was loaded from, or ``None`` for torch weights."""
-        from .engines import ExportedRetinaNet
-
-        return self.model.source if isinstance(self.model, ExportedRetinaNet) else None
-
-    def to(self, device: str | torch.device) -> Detector:
-        """Move the weights to ``device``; returns ``self``."""
-        self.model.to(resolve_device(device))
-        return self
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (
-            f"Detector(labels={list(self.labels)}, backbone={c.backbone!r}, "
-            f"score_threshold={c.score_threshold}, nms_threshold={c.nms_threshold}, device='{self.device}')"
-        )
 
     # ------------------------------------------------------------------ files
 
@@ -271,13 +159,6 @@ class Detector:
         self._require_weights("export")
         return export_model(self.model, self.label_map, self.config, path, format)
 
-    def _require_weights(self, action: str) -> None:
-        if self.exported_from is not None:
-            raise InvalidInputError(
-                f"Cannot {action} a detector loaded from the exported file {self.exported_from!r}: it holds no "
-                "torch weights; load the checkpoint it was exported from."
-            )
-
     # ------------------------------------------------------------------ prediction
 
     @deepforest_keywords(aliases={"path": "image"})
@@ -311,59 +192,61 @@ class Detector:
             gsd=gsd, rescale=rescale, model_gsd=self.gsd,
         )
 
-    @deepforest_keywords(aliases={"path": "raster", "image": "raster", "raster_path": "raster"})
+    @deepforest_keywords(aliases={"path": "raster", "image": "raster", "raster_path": "raster"}, extra_names=_tile_keywords)
     def predict_tile(
         self,
         raster: str | os.PathLike | np.ndarray | RasterSource,
-        patch_size: int = PredictConfig.patch_size,
-        patch_overlap: float = PredictConfig.patch_overlap,
-        iou_threshold: float = PredictConfig.iou_threshold,
+        patch_size: int | None = None,
+        patch_overlap: float | None = None,
+        iou_threshold: float | None = None,
         *,
-        batch_size: int = PredictConfig.batch_size,
-        workers: int = PredictConfig.workers,
+        config: PredictConfig | None = None,
         device: str | torch.device | None = None,
-        class_aware: bool = PredictConfig.class_aware_merge,
-        precision: str = PredictConfig.precision,
-        bands: Sequence[int] | None = None,
-        value_range: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        class_aware: bool | None = None,
         image_path: str | None = None,
-        progress: bool = True,
-        engine: str = PredictConfig.engine,
-        gsd: float | None = None,
-        rescale: bool = True,
+        progress: bool | Any = True,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_seconds: float = 30.0,
+        ranks: Ranks | None = None,
+        **options: Any,
     ) -> pd.DataFrame:
         """Detect objects in a raster of any size, window by window, in bounded memory.
+
+        The settings are a :class:`~deepforest_lite.config.PredictConfig`:
+        ``config`` (default ``PredictConfig()`` on the weights' device), with
+        every setting given as a keyword overriding that field of it.
 
         Args:
             raster: a GeoTIFF/PNG/JPEG path, an open :class:`~deepforest_lite.raster.RasterSource`,
                 or an ``H x W x 3`` uint8 RGB array. DeepForest's keywords ``path=``
                 (a file), ``image=`` (an array) and ``raster_path=`` (1.x) work too.
-            patch_size: window side in px (clipped to the raster's side per axis).
-            patch_overlap: fraction of the window side shared by neighbours, in [0, 1).
+            patch_size: window side in px of the network's input (default 400).
+            patch_overlap: fraction of the window side shared by neighbours, in [0, 1) (default 0.05).
             iou_threshold: boxes from different windows overlapping more than
-                this (IoU) are duplicates; the lower-scoring one is removed.
-            batch_size: windows per forward pass.
-            workers: ``DataLoader`` processes reading windows (0: the main process).
-            device: where to run; ``None`` keeps the weights where they are,
+                this (IoU) are duplicates; the lower-scoring one is removed (default 0.15).
+            config: every setting at once, e.g. the one ``deepforest-lite predict`` builds.
+            device: where to run (``config.device``); ``None`` keeps the weights
+                where they are (or, with ``config``, uses its device),
                 otherwise they are moved there (as :meth:`to` does).
-            class_aware: merge duplicates only within a label (default: across labels, as DeepForest).
-            precision: ``"fp32"`` or ``"bf16"`` (autocast).
-            bands: three 1-based band numbers used as RGB (for rasters with more than three bands).
-            value_range: fixed ``(low, high)`` scaled to 0-255 instead of the percentile
-                stretch of 16-bit/float rasters.
+            class_aware: ``config.class_aware_merge``: merge duplicates only
+                within a label (default: across labels, as DeepForest).
             image_path: the ``image_path`` value of the rows (default: the file's base name).
-            progress: tqdm progress bar on stderr.
-            engine: what runs the network: ``"auto"`` (onnxruntime on the CPU
-                in fp32, torch otherwise), ``"torch"`` or ``"onnxruntime"``; see
-                :mod:`deepforest_lite.engines`.
-            gsd: the raster's pixel size in metres, for rasters without a usable
-                CRS or to override the transform's.
-            rescale: when the raster's and the model's GSD (:attr:`gsd`) are
-                both known and differ by more than 10 %, read windows of
-                ``patch_size * model_gsd / raster_gsd`` raster pixels resampled
-                to ``patch_size`` px, so the network sees objects at the size
-                it learned; ``False`` feeds raster pixels as they are.
-                ``patch_size`` is always the network's window in its own pixels.
+            progress: tqdm progress bar on stderr (or a tqdm bar to advance).
+            checkpoint, checkpoint_seconds: save finished windows' boxes to
+                this ``.npz`` file (at most every ``checkpoint_seconds``) and go
+                on from it after an interruption; see :func:`deepforest_lite.predict.predict_tile`.
+            ranks: the processes sharing this raster (:func:`deepforest_lite.ranks.launch`).
+            **options: other :class:`~deepforest_lite.config.PredictConfig` fields:
+                ``batch_size``, ``workers``, ``precision`` (``"fp32"``, ``"bf16"``,
+                ``"fp16"``), ``engine`` (``"auto"``, ``"torch"``,
+                ``"onnxruntime"``; :mod:`deepforest_lite.engines`), ``bands``
+                (three 1-based band numbers used as RGB), ``value_range``
+                (fixed ``(low, high)`` scaled to 0-255 instead of the
+                percentile stretch), ``gsd`` (the raster's pixel size in
+                metres, overriding its transform's) and ``rescale`` (``False``
+                feeds raster pixels as they are instead of resampling windows
+                to the model's :attr:`gsd`); an unknown name is a
+                :class:`~deepforest_lite.errors.ConfigError` listing the valid ones.
 
         Returns:
             A box table in raster pixels (origin top-left, x = column); for a
@@ -371,45 +254,32 @@ class Detector:
             polygons and the CRS as well; ``attrs`` report the windows and the
             scale used. See :func:`deepforest_lite.predict.predict_tile`.
         """
-        config = PredictConfig(
-            patch_size=patch_size,
-            patch_overlap=patch_overlap,
-            iou_threshold=iou_threshold,
-            class_aware_merge=bool(class_aware),
-            batch_size=batch_size,
-            workers=workers,
-            device=str(self.device if device is None else resolve_device(device)),
-            precision=precision,
-            bands=None if bands is None else tuple(bands),
-            value_range=None if value_range is None else tuple(value_range),
-            engine=engine,
-            gsd=gsd,
-            rescale=rescale,
-        )
+        given = {"patch_size": patch_size, "patch_overlap": patch_overlap, "iou_threshold": iou_threshold,
+                 "class_aware_merge": None if class_aware is None else bool(class_aware),
+                 "device": None if device is None else str(resolve_device(device))}
+        options.update({k: v for k, v in given.items() if v is not None})
+        if config is None:
+            config = PredictConfig(device=str(self.device))
+        elif not isinstance(config, PredictConfig):
+            raise InvalidInputError(
+                f"config must be a PredictConfig, got {type(config).__name__}; "
+                "build one with deepforest_lite.PredictConfig(patch_size=..., ...)."
+            )
         return _predict.predict_tile(
-            self.model, self.label_map, raster, config, image_path=image_path, progress=progress,
-            model_gsd=self.gsd,
+            self.model, self.label_map, raster, dataclasses.replace(config, **options), image_path=image_path,
+            progress=progress, model_gsd=self.gsd, checkpoint=checkpoint, checkpoint_seconds=checkpoint_seconds,
+            ranks=ranks,
         )
-
 
     # ------------------------------------------------------------------ training
 
-    @deepforest_keywords(extra_names=_train_options)
+    @deepforest_keywords(extra_names=_fit_keywords)
     def fit(
         self,
         train: str | os.PathLike | pd.DataFrame,
         val: str | os.PathLike | pd.DataFrame | None = None,
         *,
-        labels: Sequence[str] | None = None,
-        root_dir: str | os.PathLike | None = None,
-        val_root_dir: str | os.PathLike | None = None,
-        output_dir: str | os.PathLike = "runs/train",
-        resume: str | os.PathLike | bool | None = None,
-        crop_size: int | None = None,
         config: TrainConfig | None = None,
-        progress: bool = True,
-        callbacks: Sequence[Any] = (),
-        provenance: Mapping[str, Any] | None = None,
         gsd: float | None = None,
         **options: Any,
     ) -> TrainingResult:
@@ -420,31 +290,10 @@ class Detector:
                 with a raster... anything :func:`read_annotations` reads) or a
                 box table.
             val: validation annotations, evaluated every epoch (optional).
-            labels: the classes to train for. When they differ from the
-                detector's, the classification head is rebuilt for them while
-                backbone, FPN and box regression keep their weights. Default:
-                the detector's labels if the data's labels are among them,
-                else the data's labels sorted by name.
-            root_dir, val_root_dir: folders holding the images (default: the
-                annotation file's folder).
-            output_dir: where checkpoints and logs go (see :mod:`deepforest_lite.train`);
-                one run per folder: a folder that already holds a run is refused
-                unless ``resume`` is given.
-            resume: ``True`` (this ``output_dir``'s last state) or the path of
-                a Lightning ``last.ckpt`` to continue an interrupted run; the
-                stored run must match (data, labels, model, settings; ``epochs``
-                may grow), else :class:`InvalidInputError` names the difference.
-            crop_size: train on random ``crop_size`` px crops of each image.
-            config: a :class:`TrainConfig`; ``**options`` override single
-                fields (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``);
-                an unknown name is a :class:`ConfigError` listing the valid ones.
+            config: a :class:`TrainConfig`; its fields given as keywords
+                override it (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``).
                 ``accelerator``, ``devices``, ``strategy``, ``precision`` and
                 ``logger`` are checked before any data is read.
-            progress: show Lightning's progress bar (steps and loss).
-            callbacks: extra Lightning callbacks.
-            provenance: JSON-serialisable facts stored in the saved models'
-                ``training`` metadata (``deepforest-lite train`` records the
-                ``--from`` model and its full command line here).
             gsd: the ground sample distance (m per pixel) to train at, recorded
                 in the model (:attr:`gsd`) and in every checkpoint. Training and
                 validation images whose GSD is known from their file's
@@ -454,6 +303,13 @@ class Detector:
                 has one, else the training images' common GSD read from their
                 transforms (``None``, with a :class:`~deepforest_lite.gsd.GSDWarning`,
                 when they have none or disagree by more than 10 %).
+            **options: :class:`TrainConfig` fields, and the run's keywords, passed to
+                :func:`~deepforest_lite.train.fit_model` as they are and documented
+                there: ``labels`` (the classes to train for; new ones get a new
+                classification head), ``root_dir``, ``val_root_dir``, ``output_dir``
+                (default ``"runs/train"``), ``resume``, ``crop_size``, ``cache_images``,
+                ``provenance``, ``progress``, ``callbacks``. Any other name is a
+                :class:`ConfigError` listing the valid ones.
 
         Ctrl-C stops training after Lightning's graceful shutdown and raises
         ``KeyboardInterrupt``; ``resume=True`` continues from the last
@@ -464,47 +320,19 @@ class Detector:
             the saved checkpoints and the last metrics.
         """
         from .hardware import check_trainer_settings
-        from .train import fit_model
+        from .train import fit_model, fit_options, training_gsd
 
+        run = {name: options.pop(name) for name in fit_options() if name in options}
         check_keys(TrainConfig, options, "fit options")
         self._require_weights("train")
         config = dataclasses.replace(config or TrainConfig(), **options)
         check_trainer_settings(config)  # accelerator, devices, precision, logger: before any data is read
-        self._config = dataclasses.replace(self._config, gsd=self._training_gsd(gsd, train, root_dir, labels))
-        result = fit_model(
-            self.model, self.label_map, self._config, train, val, config=config, labels=labels,
-            root_dir=root_dir, val_root_dir=val_root_dir, output_dir=output_dir, resume=resume,
-            crop_size=crop_size, progress=progress, callbacks=callbacks, provenance=provenance,
-        )
+        gsd = training_gsd(gsd, self.gsd, train, run.get("root_dir"), run.get("labels"))
+        self._config = dataclasses.replace(self._config, gsd=gsd)
+        result = fit_model(self.model, self.label_map, self._config, train, val, config=config, **run)
         self.label_map = result.label_map
         self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
         return result
-
-    def _training_gsd(
-        self, gsd: float | None, train: Any, root_dir: str | os.PathLike | None, labels: Sequence[str] | None
-    ) -> float | None:
-        """The GSD :meth:`fit` trains at: ``gsd``, else the model's, else the training images' common one."""
-        import warnings
-
-        from .annotations import image_paths
-        from .gsd import GSDWarning, check_gsd, common_gsd
-        from .train import load_annotation_table
-
-        if gsd is not None:
-            return check_gsd(gsd)
-        if self.gsd is not None:
-            return self.gsd
-        table, folder = load_annotation_table(train, root_dir, LabelMap(labels) if labels is not None else None)
-        paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in image_paths(table)]
-        found, note = common_gsd(paths)
-        if found is None:
-            warnings.warn(
-                f"The model records no GSD: {note}; pass gsd= (metres per pixel) to fit to record it "
-                "(and to resample georeferenced images to it).",
-                GSDWarning,
-                stacklevel=3,
-            )
-        return found
 
 
 @deepforest_keywords(aliases={"model_name": "source"})
@@ -536,49 +364,7 @@ def load_model(
 
     See :mod:`deepforest_lite.checkpoint` and :mod:`deepforest_lite.export` for the formats.
     """
-    from .export import exported_format
-
-    if source is not None and exported_format(Path(os.fspath(source)).expanduser()) is not None:
-        return _from_exported(Path(os.fspath(source)).expanduser(), labels, device)
-    detector = Detector.from_checkpoint(ckpt.load_checkpoint(source, labels, revision=revision), device=device)
+    detector = Detector._from_network(load_network(source, labels, revision=revision, device=device))
     if gsd is not None:
         detector.gsd = gsd
-    return detector
-
-
-def _from_exported(path: Path, labels: Sequence[str] | None, device: str | torch.device | None) -> Detector:
-    """A detector around the network of an exported file (:class:`~deepforest_lite.engines.ExportedRetinaNet`)."""
-    from .engines import ExportedRetinaNet, OnnxRuntimeNetwork, onnxruntime_available
-    from .export import read_exported
-    from .model import build_anchor_generator, build_transform
-
-    exported = read_exported(path)
-    if labels is not None and tuple(labels) != exported.label_map.names:
-        raise ckpt.CheckpointError(
-            f"{str(path)!r} was exported for the labels {list(exported.label_map.names)}, not {list(labels)}; "
-            "leave labels out."
-        )
-    config = exported.config
-    if exported.format == "onnx":
-        if not onnxruntime_available():
-            raise InvalidInputError(
-                f"{str(path)!r} is an ONNX model, which needs the onnxruntime and onnx packages; "
-                "run `pip install onnxruntime onnx`, or load the model's checkpoint."
-            )
-        network: Any = OnnxRuntimeNetwork(exported.payload)
-        engine, target = "onnxruntime", torch.device("cpu") if str(device) in ("auto", "None") else resolve_device(device)
-    else:
-        network, engine, target = exported.payload, "torch", resolve_device(device)
-    model = ExportedRetinaNet(
-        network, engine, build_transform(config), build_anchor_generator(config),
-        num_classes=len(exported.label_map), score_thresh=config.score_threshold,
-        nms_thresh=config.nms_threshold, detections_per_img=config.detections_per_image,
-        topk_candidates=config.topk_candidates, source=str(path),
-    )
-    detector = Detector.__new__(Detector)
-    detector.label_map = exported.label_map
-    detector._config = config
-    detector.model = model.check("auto", "fp32", target)
-    detector.metadata = {k: v for k, v in exported.metadata.items() if k not in ("labels", "model")}
-    detector.metadata["source"] = str(path)
     return detector

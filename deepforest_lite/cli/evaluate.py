@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +21,9 @@ from ..errors import AnnotationError, ImageReadError, InvalidInputError, RasterE
 from ..files import atomic_write
 from ._checks import check_evaluate
 from ._common import fraction
+
+if TYPE_CHECKING:
+    from ..evaluate import EvaluationResult
 
 __all__ = ["add_parser", "run", "read_box_table"]
 
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         scores = evaluate_boxes(predictions, truth, iou_threshold=args.iou_threshold)
         if "score" in predictions.columns and predictions["score"].notna().any():
-            per_image = scores["per_image"]["n_predictions"]
+            per_image = scores.per_image["n_predictions"]
             most = int(per_image.max()) if len(per_image) else 0
             map_scores = mean_average_precision(predictions, truth, max_detections=max(100, most))
             sweep = threshold_sweep(predictions, truth, iou_threshold=args.iou_threshold)
@@ -213,18 +216,18 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_summary(
-    scores: dict[str, Any], map_scores: dict[str, Any] | None, sweep: pd.DataFrame | None, best: float | None
+    scores: EvaluationResult, map_scores: dict[str, Any] | None, sweep: pd.DataFrame | None, best: float | None
 ) -> None:
-    n_images = len(scores["per_image"])
+    n_images = len(scores.per_image)
     print(
-        f"{scores['n_predictions']} predictions vs {scores['n_truth']} ground-truth boxes on "
-        f"{n_images} image{'s' if n_images != 1 else ''}; a match needs IoU > {scores['iou_threshold']:g}"
+        f"{scores.n_predictions} predictions vs {scores.n_truth} ground-truth boxes on "
+        f"{n_images} image{'s' if n_images != 1 else ''}; a match needs IoU > {scores.iou_threshold:g}"
     )
-    print(f"box precision (DeepForest, mean per image): {_fmt(scores['box_precision'])}")
-    print(f"box recall    (DeepForest, mean per image): {_fmt(scores['box_recall'])}")
+    print(f"box precision (DeepForest, mean per image): {_fmt(scores.box_precision)}")
+    print(f"box recall    (DeepForest, mean per image): {_fmt(scores.box_recall)}")
     print(
-        f"pooled precision / recall / F1: {_fmt(scores['precision'])} / {_fmt(scores['recall'])} / "
-        f"{_fmt(scores['f1'])}  ({scores['true_positive']} matches)"
+        f"pooled precision / recall / F1: {_fmt(scores.precision)} / {_fmt(scores.recall)} / "
+        f"{_fmt(scores.f1)}  ({scores.true_positive} matches)"
     )
     if map_scores is None:
         print("mAP: n/a (the predictions have no score column)")
@@ -241,7 +244,7 @@ def _print_summary(
             f"best F1 {_fmt(row['f1'])} at score >= {format_threshold(best)} "
             f"(precision {_fmt(row['precision'])}, recall {_fmt(row['recall'])})"
         )
-    table = scores["class_metrics"]
+    table = scores.class_metrics
     if len(table):
         print("per class:")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
@@ -259,22 +262,22 @@ def _write_csv(table: pd.DataFrame, path: str, index: bool = False) -> str:
 
 def _write_tables(
     output: str,
-    scores: dict[str, Any],
+    scores: EvaluationResult,
     map_scores: dict[str, Any] | None,
     sweep: pd.DataFrame | None,
     best: float | None,
 ) -> list[str]:
     metrics: dict[str, Any] = {
-        "n_images": len(scores["per_image"]),
-        "n_truth": scores["n_truth"],
-        "n_predictions": scores["n_predictions"],
-        "true_positive": scores["true_positive"],
-        "iou_threshold": scores["iou_threshold"],
-        "box_precision": scores["box_precision"],
-        "box_recall": scores["box_recall"],
-        "precision": scores["precision"],
-        "recall": scores["recall"],
-        "f1": scores["f1"],
+        "n_images": len(scores.per_image),
+        "n_truth": scores.n_truth,
+        "n_predictions": scores.n_predictions,
+        "true_positive": scores.true_positive,
+        "iou_threshold": scores.iou_threshold,
+        "box_precision": scores.box_precision,
+        "box_recall": scores.box_recall,
+        "precision": scores.precision,
+        "recall": scores.recall,
+        "f1": scores.f1,
     }
     if map_scores is not None:
         metrics.update({k: v for k, v in map_scores.items() if not isinstance(v, pd.DataFrame)})
@@ -286,32 +289,32 @@ def _write_tables(
             output,
         )
     ]
-    written.append(_write_csv(scores["results"], _sibling(output, "results")))
-    per_class = scores["class_metrics"]
+    written.append(_write_csv(scores.results, _sibling(output, "results")))
+    per_class = scores.class_metrics
     if map_scores is not None and len(map_scores["class_map"]):
         per_class = per_class.merge(map_scores["class_map"], on="label", how="left")
     written.append(_write_csv(per_class, _sibling(output, "per_class")))
-    written.append(_write_csv(scores["per_image"], _sibling(output, "per_image")))
-    written.append(_write_csv(scores["confusion"], _sibling(output, "confusion"), index=True))
+    written.append(_write_csv(scores.per_image, _sibling(output, "per_image")))
+    written.append(_write_csv(scores.confusion, _sibling(output, "confusion"), index=True))
     if sweep is not None:
         written.append(_write_csv(sweep, _sibling(output, "sweep")))
     return written
 
 
 def _write_plots(
-    plot_dir: str, root: str, scores: dict[str, Any], truth: pd.DataFrame, sweep: pd.DataFrame | None
+    plot_dir: str, root: str, scores: EvaluationResult, truth: pd.DataFrame, sweep: pd.DataFrame | None
 ) -> list[str]:
     from ..visualize import plot_precision_recall, plot_predictions
 
     os.makedirs(plot_dir, exist_ok=True)
-    predictions: pd.DataFrame = scores["predictions"]
+    predictions: pd.DataFrame = scores.predictions
     truth = truth.copy()
     truth["image_path"] = truth["image_path"].fillna("").astype(str)
     truth = truth[~(truth[BOX_COLUMNS] == 0).all(axis=1)]
     labels = set(truth["label"].astype(str)) | set(predictions["label"].astype(str))
     written: list[str] = []
     used: set[str] = set()
-    for image_path in scores["per_image"]["image_path"]:
+    for image_path in scores.per_image["image_path"]:
         image_file = os.path.join(root, image_path) if image_path else ""
         if not image_path or not os.path.isfile(image_file):
             print(

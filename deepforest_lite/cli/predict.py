@@ -812,14 +812,11 @@ def _predict_tile(
     detector: Any, source: Any, config: Any, args: argparse.Namespace, checkpoint: str | None = None, bar: Any = None,
     window_ranks: Any = None,
 ) -> Any:
-    from .. import predict as predict_module
-
     if bar is not None:
         bar.set_description(os.path.basename(source.path) if not hasattr(source, "members") else "mosaic")
-    return predict_module.predict_tile(
-        detector.model, detector.label_map, source, config,
+    return detector.predict_tile(
+        source, config=config,  # every setting in the one PredictConfig _run built
         progress=bar if bar is not None else False,
-        model_gsd=detector.gsd,
         checkpoint=None if args.no_checkpoint or checkpoint is None else checkpoint,
         checkpoint_seconds=args.checkpoint_every,
         ranks=window_ranks,

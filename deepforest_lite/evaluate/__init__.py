@@ -22,7 +22,7 @@ This module is torch-free at import; :func:`mean_average_precision` imports
 torch and torchmetrics when it is called.
 
 Modules: :mod:`.prepare` (constants, input checks), :mod:`.matching`, :mod:`.summaries`
-(:func:`evaluate_boxes`), :mod:`.sweep` (:func:`threshold_sweep`), :mod:`.coco` (:func:`mean_average_precision`).
+(:func:`evaluate_boxes`), :mod:`.result` (:class:`EvaluationResult`, what it returns), :mod:`.sweep` (:func:`threshold_sweep`), :mod:`.coco` (:func:`mean_average_precision`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ from .prepare import (
     MISSING_LABEL,
     SWEEP_QUANTILES,
 )
+from .result import EvaluationResult
 from .summaries import evaluate_boxes
 from .sweep import best_threshold, format_threshold, sweep_thresholds, threshold_sweep
 
 __all__ = [
     "evaluate_boxes",
+    "EvaluationResult",
     "mean_average_precision",
     "threshold_sweep",
     "best_threshold",

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .matching import _match_all
 from .prepare import _check_iou_threshold, _prepare, _warn_if_disjoint
+from .result import EvaluationResult
 
 # --------------------------------------------------------------------------- public API
 
@@ -17,7 +18,7 @@ def evaluate_boxes(
     predictions: pd.DataFrame,
     ground_truth: pd.DataFrame,
     iou_threshold: float = 0.4,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Match predicted boxes to ground-truth boxes and compute precision and recall.
 
     Args:
@@ -41,64 +42,15 @@ def evaluate_boxes(
     positives). Labels play no part in matching.
 
     Returns:
-        A dict. DeepForest's keys, with DeepForest's meaning:
-
-        * ``box_precision`` (float): mean over images of (matches / predictions
-          in the image). Only images that have ground truth *and* at least one
-          prediction take part: predictions on images without ground truth
-          are ignored, and an image with ground truth but no predictions adds
-          nothing (its precision is undefined). NaN when no image qualifies.
-        * ``box_recall`` (float): mean over images that have ground truth of
-          (matches / ground-truth boxes in the image); an image with ground
-          truth and no predictions counts as 0, images without ground truth
-          are ignored.
-        * ``class_recall`` (DataFrame ``label, recall, precision, size``),
-          computed as DeepForest does *on matched pairs only*: ``recall`` is
-          the share of matched ground-truth boxes of that label whose
-          prediction has the same label, ``precision`` the share of matched
-          predictions of that label whose ground truth has the same label,
-          ``size`` the number of matched ground-truth boxes of that label
-          (0 and 0.0 where a label has none). Unmatched boxes do not count
-          here; see ``class_metrics`` for figures that count them.
-        * ``results`` (DataFrame, one row per ground-truth box): ``image_path``;
-          ``truth_id`` (0-based position of the box among that image's
-          ground-truth rows, in input order); ``prediction_id`` (position of
-          the assigned prediction among that image's prediction rows, ``<NA>``
-          when none with a positive overlap was assigned); ``IoU`` (0.0 when
-          unassigned); ``score`` of the assigned prediction (NaN when none or
-          when predictions have no score); ``match`` (bool, IoU >
-          ``iou_threshold``); ``true_label``; ``predicted_label`` (NaN when
-          unassigned); and the ground-truth box ``xmin, ymin, xmax, ymax``.
-
-        Pooled (micro) figures over all boxes of all images:
-
-        * ``precision``: matches / all predictions, including those on images
-          without ground truth (NaN when there are no predictions);
-        * ``recall``: matches / all ground-truth boxes (NaN when there is no
-          ground truth);
-        * ``f1``: 2 * matches / (predictions + ground-truth boxes), the
-          harmonic mean of the two (NaN when both counts are 0);
-        * ``true_positive``, ``n_predictions``, ``n_truth`` (ints),
-          ``iou_threshold`` (float).
-
-        More tables:
-
-        * ``per_image`` (DataFrame): ``image_path, n_truth, n_predictions,
-          true_positive, precision, recall`` for every image found in either
-          table (marker-only ground-truth images have ``n_truth`` 0);
-          ``precision`` is NaN without predictions, ``recall`` NaN without
-          ground truth.
-        * ``class_metrics`` (DataFrame): ``label, n_truth, n_predictions,
-          true_positive, precision, recall, f1`` per label found in either
-          table, where a true positive is a match whose two labels agree:
-          precision = true_positive / n_predictions, recall = true_positive /
-          n_truth (NaN when the count is 0).
-        * ``confusion`` (DataFrame of int): matched pairs counted by true label
-          (rows, index name ``true_label``) and predicted label (columns,
-          name ``predicted_label``), over every label found in either table.
-        * ``predictions``: a copy of the predictions (marker rows dropped) with
-          ``prediction_id``, ``truth_id`` (``<NA>`` when unassigned), ``IoU``
-          and ``match`` added.
+        An :class:`~deepforest_lite.evaluate.EvaluationResult`: DeepForest's
+        ``box_precision``, ``box_recall``, ``class_recall`` and ``results``;
+        pooled ``precision``, ``recall``, ``f1`` with their counts
+        ``true_positive``, ``n_predictions``, ``n_truth`` and the
+        ``iou_threshold``; the tables ``per_image``, ``class_metrics``,
+        ``confusion`` and the annotated ``predictions`` (each field is
+        described there). Read them as attributes (``result.box_precision``);
+        ``result["box_precision"]`` and ``result.to_dict()`` give DeepForest's
+        dict.
 
     Edge cases follow DeepForest: with no predictions at all, ``box_recall``
     is 0.0 and ``box_precision`` NaN; with predictions but no ground truth at
@@ -133,7 +85,7 @@ def _ratio(num: float, den: float) -> float:
 
 def _summarise(
     matched: dict[str, Any], preds: pd.DataFrame, truth: pd.DataFrame, iou_threshold: float
-) -> dict[str, Any]:
+) -> EvaluationResult:
     results: pd.DataFrame = matched["results"]
     per_image: pd.DataFrame = matched["per_image"]
     n_pred, n_truth = len(preds), len(truth)
@@ -152,23 +104,23 @@ def _summarise(
 
     matched_rows = results[results["match"]]
     labels = sorted(set(truth["label"]) | set(preds["label"]))
-    return {
-        "box_precision": box_precision,
-        "box_recall": box_recall,
-        "class_recall": _class_recall(matched_rows),
-        "results": results,
-        "precision": _ratio(tp, n_pred),
-        "recall": _ratio(tp, n_truth),
-        "f1": _ratio(2 * tp, n_pred + n_truth),
-        "true_positive": tp,
-        "n_predictions": n_pred,
-        "n_truth": n_truth,
-        "iou_threshold": iou_threshold,
-        "per_image": per_image,
-        "class_metrics": _class_metrics(matched_rows, preds, truth, labels),
-        "confusion": _confusion(matched_rows, labels),
-        "predictions": matched["predictions"],
-    }
+    return EvaluationResult(
+        box_precision=box_precision,
+        box_recall=box_recall,
+        class_recall=_class_recall(matched_rows),
+        results=results,
+        precision=_ratio(tp, n_pred),
+        recall=_ratio(tp, n_truth),
+        f1=_ratio(2 * tp, n_pred + n_truth),
+        true_positive=tp,
+        n_predictions=n_pred,
+        n_truth=n_truth,
+        iou_threshold=iou_threshold,
+        per_image=per_image,
+        class_metrics=_class_metrics(matched_rows, preds, truth, labels),
+        confusion=_confusion(matched_rows, labels),
+        predictions=matched["predictions"],
+    )
 
 
 def _class_recall(matched_rows: pd.DataFrame) -> pd.DataFrame:

@@ -70,13 +70,13 @@ def threshold_sweep(
         rows.append(
             {
                 "score_threshold": t,
-                "n_predictions": summary["n_predictions"],
-                "true_positive": summary["true_positive"],
-                "precision": summary["precision"],
-                "recall": summary["recall"],
-                "f1": summary["f1"],
-                "box_precision": summary["box_precision"],
-                "box_recall": summary["box_recall"],
+                "n_predictions": summary.n_predictions,
+                "true_positive": summary.true_positive,
+                "precision": summary.precision,
+                "recall": summary.recall,
+                "f1": summary.f1,
+                "box_precision": summary.box_precision,
+                "box_recall": summary.box_recall,
             }
         )
     return pd.DataFrame(rows)

@@ -27,7 +27,7 @@ labels gets DeepForest's score threshold 0.1 (:data:`NEW_HEAD_SCORE_THRESHOLD`)
 with a warning: the old model's threshold says nothing about the new head.
 
 Modules: :mod:`.module` (:class:`DetectorModule`), :mod:`.schedules`, :mod:`.callbacks`,
-:mod:`.fit` (:func:`fit_model`), :mod:`.resume` (run folders, resuming).
+:mod:`.fit` (:func:`fit_model`, :func:`training_gsd`), :mod:`.resume` (run folders, resuming).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ from .fit import (
     check_train_config,
     choose_labels,
     fit_model,
+    fit_options,
     load_annotation_table,
+    training_gsd,
 )
 from .module import (
     MONITOR,
@@ -59,6 +61,8 @@ __all__ = [
     "describe_resume",
     "epochs_done",
     "fit_model",
+    "fit_options",
+    "training_gsd",
     "OPTIMIZERS",
     "LOGGERS",
     "MONITOR",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 import platform
@@ -111,6 +112,49 @@ def choose_labels(
     return chosen
 
 
+def training_gsd(
+    gsd: float | None,
+    model_gsd: float | None,
+    train: str | os.PathLike | pd.DataFrame,
+    root_dir: str | os.PathLike | None = None,
+    labels: Sequence[str] | None = None,
+) -> float | None:
+    """The GSD (m per pixel) a run trains at: ``gsd``, else the model's, else the training images' common one.
+
+    The last is read from the images' transforms (:func:`~deepforest_lite.gsd.common_gsd`);
+    ``None``, with a :class:`~deepforest_lite.errors.GSDWarning`, when they have
+    none or disagree by more than 10 %.
+    """
+    from ..annotations import image_paths
+    from ..gsd import GSDWarning, check_gsd, common_gsd
+
+    if gsd is not None:
+        return check_gsd(gsd)
+    if model_gsd is not None:
+        return model_gsd
+    table, folder = load_annotation_table(train, root_dir, LabelMap(labels) if labels is not None else None)
+    paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in image_paths(table)]
+    found, note = common_gsd(paths)
+    if found is None:
+        warnings.warn(
+            f"The model records no GSD: {note}; pass gsd= (metres per pixel) to fit to record it "
+            "(and to resample georeferenced images to it).",
+            GSDWarning,
+            stacklevel=4,
+        )
+    return found
+
+
+def fit_options() -> list[str]:
+    """The keywords of :func:`fit_model` besides ``config``: ``labels``, ``root_dir``, ... ``callbacks``.
+
+    :meth:`Detector.fit <deepforest_lite.Detector.fit>` passes these through
+    and takes every other keyword as a :class:`~deepforest_lite.config.TrainConfig` field.
+    """
+    params = inspect.signature(fit_model).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "config"]
+
+
 def fit_model(
     model: nn.Module,
     label_map: LabelMap,
@@ -130,7 +174,43 @@ def fit_model(
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
 ) -> TrainingResult:
-    """Train ``model`` in place on annotated images; see :meth:`deepforest_lite.Detector.fit`."""
+    """Train ``model`` in place on annotated images; :meth:`Detector.fit <deepforest_lite.Detector.fit>` calls it.
+
+    Args:
+        model: the torchvision RetinaNet to train (its classification head is
+            replaced when the labels change).
+        label_map: the labels ``model`` predicts now.
+        model_config: its settings (``gsd`` is the GSD images are resampled to).
+        train: annotations (DeepForest CSV, Pascal VOC, COCO, vector file with
+            a raster... anything :func:`~deepforest_lite.annotations.read_annotations`
+            reads) or a box table.
+        val: validation annotations, evaluated every epoch (optional).
+        config: the run's :class:`~deepforest_lite.config.TrainConfig`.
+        labels: the classes to train for. When they differ from ``label_map``,
+            the classification head is rebuilt for them while backbone, FPN
+            and box regression keep their weights. Default: ``label_map`` if the
+            data's labels are among its names, else the data's labels sorted by name.
+        root_dir, val_root_dir: folders holding the images (default: the
+            annotation file's folder).
+        output_dir: where checkpoints and logs go (see :mod:`deepforest_lite.train`);
+            one run per folder: a folder that already holds a run is refused
+            unless ``resume`` is given.
+        resume: ``True`` (this ``output_dir``'s last state) or the path of a
+            Lightning ``last.ckpt`` to continue an interrupted run; the stored
+            run must match (data, labels, model, settings; ``epochs`` may
+            grow), else :class:`~deepforest_lite.errors.InvalidInputError` names the difference.
+        crop_size: train on random ``crop_size`` px crops of each image.
+        cache_images: keep decoded images in memory after the first read
+            (each DataLoader worker holds its own copy).
+        provenance: JSON-serialisable facts stored in the saved models'
+            ``training`` metadata (``deepforest-lite train`` records the
+            ``--from`` model and its full command line here).
+        progress: show Lightning's progress bar (steps and loss).
+        callbacks: extra Lightning callbacks.
+
+    Returns:
+        A :class:`TrainingResult`.
+    """
     check_train_config(config)
     output = Path(output_dir)
     _check_run_folder(output, resume)  # a finished or interrupted run is never silently mixed with a new one

@@ -126,11 +126,11 @@ class DetectorModule(L.LightningModule):
                 maps = mean_average_precision(predictions, truth,
                                               max_detections=max(100, self.model.detections_per_img))
             values = {
-                "val_box_precision": scores["box_precision"],
-                "val_box_recall": scores["box_recall"],
-                "val_precision": scores["precision"],
-                "val_recall": scores["recall"],
-                "val_f1": scores["f1"],
+                "val_box_precision": scores.box_precision,
+                "val_box_recall": scores.box_recall,
+                "val_precision": scores.precision,
+                "val_recall": scores.recall,
+                "val_f1": scores.f1,
                 "val_map50": maps["map_50"],
                 "val_map": maps["map"],
                 "val_score_threshold": chosen,
