@@ -67,7 +67,6 @@ examples:
   deepforest-lite predict ortho.tif --output trees.gpkg
   deepforest-lite predict 'survey/**/*.tif' --model my_model.pt --output-dir predictions/ --merged all.gpkg
   deepforest-lite predict site_tiles/ --mosaic --output site.gpkg
-  deepforest-lite predict tiles/ --output-dir predictions/ --accelerator gpu --devices 4
 """
 
 
@@ -323,6 +322,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..model import resolve_device  # the first torch import
 
     device = resolve_device(args.device)  # an unavailable device fails before the model is loaded
+    if args.precision == "fp16" and device.type != "cuda" and not _uses_lightning(args):
+        raise InvalidInputError(
+            f"--precision fp16 runs on CUDA only, but the device is {str(device)!r}; use --precision bf16 (or fp32) here."
+        )
     # --bands and --value-range go to each raster's RasterSource, opened in _plan
     config = PredictConfig(
         patch_size=args.patch_size,
