@@ -22,6 +22,7 @@ def _run(script: str, *args: str, cwd: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # 5 minutes on 2 cores: the longest test of the suite
 def test_predict_tile_benchmark_compares_bf16_with_fp32(tmp_path):
     out = _run("predict_tile.py", "--size", "800", "--cache-dir", str(tmp_path), "--workers", "0",
                "--raw-batches", "1", "--compare-bf16", cwd=tmp_path)
