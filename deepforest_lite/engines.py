@@ -54,6 +54,7 @@ __all__ = [
     "ExportedRetinaNet",
     "OnnxRuntimeNetwork",
     "onnxruntime_available",
+    "check_precision",
     "resolve_engine",
     "prepare_model",
     "model_device",
@@ -93,7 +94,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     """The engine that runs a torch model for ``engine`` on ``device`` at ``precision``: ``"torch"`` or ``"onnxruntime"``."""
     if engine not in ENGINES:
         raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {list(ENGINES)}.")
-    _check_fp16(precision, device)
+    check_precision(precision, device)
     if engine == "torch":
         return "torch"
     if engine == "auto":
@@ -116,12 +117,16 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     return "onnxruntime"
 
 
-def _check_fp16(precision: str, device: torch.device) -> None:
-    """Refuse float16 autocast off CUDA (CPU float16 kernels are few and slow)."""
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse float16 autocast off CUDA (CPU float16 kernels are few and slow).
+
+    Raises:
+        InvalidInputError: ``precision == "fp16"`` on a device other than CUDA.
+    """
     if precision == "fp16" and device.type != "cuda":
         raise InvalidInputError(
-            f"precision='fp16' runs on CUDA only, but the device is {str(device)!r}; "
-            "use precision='bf16' (or 'fp32') here."
+            f"precision='fp16' runs on CUDA only (command line: --precision fp16), but the device is "
+            f"{str(device)!r}; use precision='bf16' (or 'fp32') here."
         )
 
 
@@ -137,7 +142,7 @@ def prepare_model(
     (exported on first use; ``progress`` shows the export). A model loaded
     from an exported file is checked against the settings and returned.
     """
-    _check_fp16(precision, device)
+    check_precision(precision, device)
     if isinstance(model, ExportedRetinaNet):
         return model.check(engine, precision, device)
     if model_device(model) != device:

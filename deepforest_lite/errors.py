@@ -32,6 +32,7 @@ __all__ = [
     "EvaluationWarning",
     "TrainingWarning",
     "GSDWarning",
+    "first_sentence",
 ]
 
 
@@ -135,3 +136,13 @@ class TrainingWarning(DeepForestLiteWarning):
 
 class GSDWarning(DeepForestLiteWarning):
     """A raster's or a model's GSD is unknown, so imagery is used at its own pixel size."""
+
+
+def first_sentence(exc: BaseException, limit: int = 240) -> str:
+    """A library's exception as a fragment of one of our sentences: one line, at most ``limit`` characters.
+
+    Whitespace is collapsed, a final full stop dropped (our sentence goes on),
+    and an exception without a message gives its class name.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:limit].rstrip(".")

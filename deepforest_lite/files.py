@@ -47,6 +47,14 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _DISK_FULL_WORDS = ("disk is full", "no space left", "disk full", "not enough space")
 
 
+def _destination(path: str | os.PathLike) -> tuple[str, str]:
+    """``(path, its absolute folder)`` of an output file; a folder of that name is refused."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WriteError(f"Cannot write {path!r}: it is a folder; give a file name.")
+    return path, os.path.dirname(os.path.abspath(path))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> str:
     """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
 
@@ -59,10 +67,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> str:
     Returns:
         ``path`` as a string.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise WriteError(f"Cannot write {path!r}: it is a folder; give a file name.")
-    folder = os.path.dirname(os.path.abspath(path))
+    path, folder = _destination(path)
     with write_errors(path):
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -106,10 +111,7 @@ def atomic_write_files(
     Returns:
         ``path`` as a string.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise WriteError(f"Cannot write {path!r}: it is a folder; give a file name.")
-    folder = os.path.dirname(os.path.abspath(path))
+    path, folder = _destination(path)
     name = os.path.basename(path)
     stem = os.path.splitext(name)[0]
     suffixes = {s.lower() for s in sidecars}

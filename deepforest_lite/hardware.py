@@ -16,7 +16,7 @@ import logging
 import warnings
 
 from .config import TrainConfig
-from .errors import InvalidInputError
+from .errors import InvalidInputError, first_sentence
 
 __all__ = ["check_logger", "check_trainer_settings"]
 
@@ -60,7 +60,7 @@ def check_trainer_settings(config: TrainConfig) -> None:
     except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError, ...
         raise InvalidInputError(
             f"Lightning cannot train with accelerator={config.accelerator!r}, devices={config.devices!r}, "
-            f"strategy={config.strategy!r}, precision={config.precision!r} here: {_first_sentence(exc)}; "
+            f"strategy={config.strategy!r}, precision={config.precision!r} here: {first_sentence(exc)}; "
             "change these settings (accelerator 'cpu' always works)."
         ) from None
     finally:
@@ -70,7 +70,3 @@ def check_trainer_settings(config: TrainConfig) -> None:
 def _module_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
-
-def _first_sentence(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:240].rstrip(".")

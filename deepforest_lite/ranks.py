@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, first_sentence
 
 __all__ = ["Ranks", "launch", "launched_as_secondary"]
 
@@ -123,26 +123,21 @@ def launch(accelerator: str = "auto", devices: Any = "auto", num_nodes: int = 1,
     for log in logs:  # no "Initializing distributed: GLOBAL_RANK..." banners: the run's own lines say it
         log.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
-    except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError, ...
-        _restore(logs, levels)
-        text = " ".join(str(exc).split())[:240].rstrip(".") or type(exc).__name__
-        raise InvalidInputError(
-            f"Lightning cannot run accelerator={accelerator!r}, devices={devices!r}, num_nodes={num_nodes!r}, "
-            f"strategy={strategy!r} here: {text}; change these settings (--accelerator cpu always works)."
-        ) from None
-    try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+        except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError, ...
+            raise InvalidInputError(
+                f"Lightning cannot run accelerator={accelerator!r}, devices={devices!r}, num_nodes={num_nodes!r}, "
+                f"strategy={strategy!r} here: {first_sentence(exc)}; "
+                "change these settings (--accelerator cpu always works)."
+            ) from None
         fabric.launch()
     finally:
-        _restore(logs, levels)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
     return Ranks(fabric.global_rank, fabric.world_size, str(fabric.device), fabric)
-
-
-def _restore(logs: list[logging.Logger], levels: list[int]) -> None:
-    for log, level in zip(logs, levels):
-        log.setLevel(level)
 
 
 def launched_as_secondary() -> bool:

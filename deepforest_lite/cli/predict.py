@@ -322,10 +322,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..model import resolve_device  # the first torch import
 
     device = resolve_device(args.device)  # an unavailable device fails before the model is loaded
-    if args.precision == "fp16" and device.type != "cuda" and not _uses_lightning(args):
-        raise InvalidInputError(
-            f"--precision fp16 runs on CUDA only, but the device is {str(device)!r}; use --precision bf16 (or fp32) here."
-        )
+    from ..engines import check_precision
+
+    # fp16 off CUDA is refused before the progress bar starts (Lightning's "auto" picks CUDA when there is one)
+    check_precision(args.precision, resolve_device("cpu") if args.accelerator == "cpu" else device)
     # --bands and --value-range go to each raster's RasterSource, opened in _plan
     config = PredictConfig(
         patch_size=args.patch_size,

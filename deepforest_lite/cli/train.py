@@ -19,7 +19,7 @@ from typing import Any
 
 from ..compat import unknown_keys_hint
 from ..config import BACKBONES, ModelConfig, TrainConfig, from_mapping, load_config_file
-from ..errors import ConfigError, WriteError
+from ..errors import ConfigError, WriteError, first_sentence
 from ..files import atomic_write, check_output_dir, is_disk_full
 from ._checks import check_train
 from ._common import (
@@ -251,7 +251,7 @@ def _write_cause(folder: Path, exc: BaseException) -> str:
         free = None
     if is_disk_full(exc) or (free is not None and free < 64 * 2**20):
         return "the disk is full"
-    return " ".join(str(exc).split())[:160]
+    return first_sentence(exc, 160)
 
 
 def _load_start_model(source: str, labels: list[str] | None) -> Any:
