@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ COLUMNS = ["image_path", "xmin", "ymin", "xmax", "ymax", "label"]
 def tree_top_view(data: Path, out: Path, size: int = 400) -> pd.DataFrame:
     """The Tree-Top-View export brought back to ``size`` px (0.1 m): images as PNG, boxes scaled.
 
-    Returns the box table with absolute ``image_path`` and a ``site`` column.
+    Returns the box table with absolute ``image_path`` and the export's ``site`` and ``export_split`` columns.
     """
     root = data / "tree-top-view"
     table = pd.read_csv(root / "annotations.csv")
@@ -69,16 +70,23 @@ def tree_top_view(data: Path, out: Path, size: int = 400) -> pd.DataFrame:
         boxes = group[["xmin", "ymin", "xmax", "ymax"]].to_numpy(float) * [factor_x, factor_y, factor_x, factor_y]
         boxes = np.clip(boxes, 0, size)
         rows.append(pd.DataFrame(boxes, columns=["xmin", "ymin", "xmax", "ymax"]).assign(
-            image_path=str(target), label="Tree", site=group["site"].iloc[0]))
+            image_path=str(target), label="Tree", site=group["site"].iloc[0],
+            export_split=group["export_split"].iloc[0]))
     result = pd.concat(rows, ignore_index=True)
     keep = (result.xmax - result.xmin >= 1) & (result.ymax - result.ymin >= 1)
     return result[keep].reset_index(drop=True)
 
 
-def prepare(data: Path, work: Path) -> tuple[Path, Path]:
-    """Write ``train.csv`` and the held-out ``holdout*.csv`` (absolute image paths); returns two paths."""
+def prepare(data: Path, work: Path, exclude_sites: Sequence[str] = (),
+            exclude_splits: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write ``train.csv`` and the held-out ``holdout*.csv`` (absolute image paths); returns two paths.
+
+    ``exclude_sites`` / ``exclude_splits``: tree-top-view sites or export splits (``"train"``: the
+    copies with black wedges) left out of training too (for ablations; never added to the held-out set).
+    """
     ttv = tree_top_view(data, work / "ttv400")
     held = ttv[ttv["site"].isin(HOLDOUT_SITES)]
+    ttv = ttv[~ttv["site"].isin(exclude_sites) & ~ttv["export_split"].isin(exclude_splits)]
     for site, group in held.groupby("site"):
         dfl.write_annotations(group[COLUMNS], work / f"holdout_{site}.csv")
     dfl.write_annotations(held[COLUMNS], work / "holdout.csv")
@@ -111,6 +119,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--exclude-sites", default="", help="comma-separated tree-top-view sites not to train on")
+    parser.add_argument("--exclude-splits", default="",
+                        help="comma-separated tree-top-view export splits not to train on (train: the wedged copies)")
     args = parser.parse_args()
     args.data, args.work_dir = args.data.resolve(), args.work_dir.resolve()  # train.csv holds absolute paths
 
@@ -121,7 +132,9 @@ def main() -> None:
         settings["epochs"] = args.epochs
     train_config = from_mapping(TrainConfig, settings, source=str(args.config))
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    train_csv, holdout_csv = prepare(args.data, args.work_dir)
+    exclude_sites = [x for x in args.exclude_sites.split(",") if x]
+    exclude_splits = [x for x in args.exclude_splits.split(",") if x]
+    train_csv, holdout_csv = prepare(args.data, args.work_dir, exclude_sites, exclude_splits)
 
     torch.manual_seed(train_config.seed)
     detector = dfl.Detector(["Tree"], config=model_config, device="cpu")
@@ -135,6 +148,8 @@ def main() -> None:
         "data": ("tree-top-view (416 -> 400 px) minus the held-out sites, neon-plots (all annotated plots), "
                  "2019_YELL_2 crops (400 px tiles), SOAP_061; all labelled Tree; never OSBS_029"),
         "holdout_sites": list(HOLDOUT_SITES),
+        **({"excluded_sites": exclude_sites} if exclude_sites else {}),
+        **({"excluded_splits": exclude_splits} if exclude_splits else {}),
         "gsd_m": GSD_M,
         "seed": train_config.seed,
         "epochs": result.epochs_completed,

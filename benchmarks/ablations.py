@@ -1,0 +1,129 @@
+"""Single-factor ablations of the tree-lite recipe on a short schedule, scored on the held-out sites.
+
+    python benchmarks/ablations.py --epochs 10                                   # all variants, resumable
+    python benchmarks/ablations.py --epochs 10 --variants baseline,resnet34      # some of them
+
+Each variant is ``scripts/train_default_model.py`` with one change to the shipped recipe
+(``deepforest_lite/configs/tree-lite.yaml``), trained for ``--epochs`` epochs (the same for every
+row, far fewer than the shipped model's 60, so the table compares recipes, not final accuracy) in
+``runs/ablation/<variant>/`` (continued with ``--resume`` when a run folder exists), then scored
+like ``benchmarks/accuracy.py``: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
+at score 0.05, the threshold of best pooled F1 on all three chosen from them, then per-site pooled
+F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant whose result file exists is
+not run again. Prints one JSON line per variant and writes ``runs/ablation/results.json``.
+
+Variants: ``baseline`` (the recipe), ``resnet34`` (backbone), ``no-clahe`` (augment
+``multiscale``: the recipe's flips, colour jitter and 0.5-2x rescale without CLAHE and blur),
+``no-sparse`` (without the sparsely labelled tree-top-view sites DEJU, BLAN, HEAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import deepforest_lite as dfl  # noqa: E402
+
+#: variant -> (config overrides, extra arguments of scripts/train_default_model.py)
+VARIANTS: dict[str, tuple[dict, list[str]]] = {
+    "baseline": ({}, []),
+    "resnet34": ({"model": {"backbone": "resnet34"}}, []),
+    "no-clahe": ({"augment": "multiscale"}, []),
+    "no-sparse": ({}, ["--exclude-sites", "DEJU,BLAN,HEAL"]),
+}
+SITES = ("MLBS", "NIWO", "CLBJ")
+
+
+def config_for(overrides: dict, path: Path) -> Path:
+    """The shipped recipe with ``overrides`` (one level of nesting), written to ``path``."""
+    settings = yaml.safe_load((REPO / "deepforest_lite" / "configs" / "tree-lite.yaml").read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+def pooled(predictions: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict[str, float]:
+    """Pooled P / R / F1 at IoU 0.4 of the predictions scoring at least ``threshold``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = dfl.evaluate_boxes(predictions[predictions["score"] >= threshold], truth, iou_threshold=0.4)
+    return {"precision": round(float(s.precision), 3), "recall": round(float(s.recall), 3), "f1": round(float(s.f1), 3)}
+
+
+def predict(det: dfl.Detector, truth: pd.DataFrame) -> pd.DataFrame:
+    tables = [det.predict_tile(p, image_path=p, progress=False) for p in truth["image_path"].unique()]
+    return pd.concat(tables, ignore_index=True)
+
+
+def score(model: Path, work: Path) -> dict:
+    """Held-out per-site and pooled F1 at the best held-out threshold, and ``OSBS_029`` at it."""
+    det = dfl.load_model(model, device="cpu")
+    det.score_threshold = 0.05
+    held = dfl.read_annotations(work / "holdout.csv")
+    predictions = predict(det, held)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threshold = float(dfl.best_threshold(dfl.threshold_sweep(predictions, held, iou_threshold=0.4)))
+    result: dict = {"threshold": round(threshold, 3), "holdout": pooled(predictions, held, threshold)}
+    for site in SITES:
+        on_site = held["image_path"].str.contains(f"_{site}_")
+        images = set(held.loc[on_site, "image_path"])
+        result[site] = pooled(predictions[predictions["image_path"].isin(images)], held[on_site], threshold)
+    osbs = dfl.read_annotations(REPO / "sample_data" / "OSBS_029.csv")
+    osbs["image_path"] = [str(REPO / "sample_data" / p) for p in osbs["image_path"]]
+    result["OSBS_029"] = pooled(predict(det, osbs), osbs, threshold)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per variant (default 10)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--work-dir", type=Path, default=REPO / "runs" / "ablation")
+    args = parser.parse_args()
+    names = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    results_file = args.work_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    for name in names:
+        key = f"{name}@{args.epochs}"
+        if key in results:
+            print(json.dumps({key: results[key]}))
+            continue
+        overrides, extra = VARIANTS[name]
+        work = args.work_dir / name
+        work.mkdir(parents=True, exist_ok=True)
+        model = work / f"{name}.safetensors"
+        command = [sys.executable, str(REPO / "scripts" / "train_default_model.py"), "--data", str(args.data),
+                   "--work-dir", str(work), "--config", str(config_for(overrides, work / "config.yaml")),
+                   "--output", str(model), "--epochs", str(args.epochs), *extra]
+        if (work / "run" / "checkpoints" / "last.ckpt").is_file():
+            command.append("--resume")
+        subprocess.run(command, check=True)
+        results[key] = {"variant": name, "epochs": args.epochs, "overrides": overrides, "arguments": extra,
+                        **score(model, work)}
+        results_file.write_text(json.dumps(results, indent=1))
+        print(json.dumps({key: results[key]}))
+
+
+if __name__ == "__main__":
+    main()
