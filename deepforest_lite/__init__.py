@@ -47,7 +47,9 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "config",
     "empty_boxes": "boxes",
     "LabelMap": "labels",
+    "AnnotationSet": "annotations",
     "read_annotations": "annotations",
+    "read_annotation_set": "annotations",
     "write_annotations": "annotations",
     "empty_images": "annotations",
     "image_paths": "annotations",
@@ -109,8 +111,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for static type checkers only
     from .annotations import (
+        AnnotationSet,
         empty_images,
         image_paths,
+        read_annotation_set,
         read_annotations,
         with_empty_images,
         write_annotations,

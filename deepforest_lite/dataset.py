@@ -21,8 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .annotations import image_paths
-from .boxes import ANNOTATION_COLUMNS, check_columns
+from .annotations import AnnotationSet
 from .errors import ImageReadError, InvalidInputError
 from .labels import LabelMap
 from .raster import RasterSource, check_rgb_array, read_image, resample_array
@@ -48,9 +47,12 @@ class TrainingDataset(Dataset):
     """Images with their boxes, augmented on the fly.
 
     Args:
-        annotations: an annotation box table (``image_path, xmin, ymin, xmax,
-            ymax, label``); images listed in ``attrs["empty_images"]`` (see
-            :mod:`deepforest_lite.annotations`) are included as negatives.
+        annotations: an :class:`~deepforest_lite.annotations.AnnotationSet`,
+            whose empty images are included as negatives, or an annotation box
+            table (``image_path, xmin, ymin, xmax, ymax, label``; pixels, origin
+            top-left), read as :meth:`AnnotationSet.from_table
+            <deepforest_lite.annotations.AnnotationSet.from_table>` (the images
+            its ``attrs["empty_images"]`` lists are negatives).
         root_dir: folder that relative ``image_path`` values are relative to.
         label_map: turns label names into the network's class ids; a label
             not in it is an error that lists the known ones.
@@ -70,19 +72,19 @@ class TrainingDataset(Dataset):
 
     def __init__(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationSet | pd.DataFrame,
         root_dir: str | os.PathLike | None,
         label_map: LabelMap,
         augmentation: Any = None,
         cache_images: bool = False,
         gsd: float | None = None,
     ) -> None:
-        check_columns(annotations, ANNOTATION_COLUMNS, "annotation table")
+        data = annotations if isinstance(annotations, AnnotationSet) else AnnotationSet.from_table(annotations)
         self.label_map = label_map
         self.augmentation = augmentation
         self.root_dir = os.fspath(root_dir) if root_dir is not None else None
-        self.images: list[str] = image_paths(annotations)
-        groups = {path: group for path, group in annotations.groupby("image_path", sort=False)}
+        self.images: list[str] = list(data.images)
+        groups = {str(path): group for path, group in data.boxes.groupby("image_path", sort=False)}
         self._boxes: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
         for path in self.images:

@@ -23,6 +23,7 @@ from .model import resolve_device
 from .raster import RasterSource
 
 if TYPE_CHECKING:
+    from .annotations import AnnotationSet
     from .ranks import Ranks
     from .train import TrainingResult
 
@@ -276,8 +277,8 @@ class Detector(Network):
     @deepforest_keywords(extra_names=_fit_keywords)
     def fit(
         self,
-        train: str | os.PathLike | pd.DataFrame,
-        val: str | os.PathLike | pd.DataFrame | None = None,
+        train: str | os.PathLike | pd.DataFrame | AnnotationSet,
+        val: str | os.PathLike | pd.DataFrame | AnnotationSet | None = None,
         *,
         config: TrainConfig | None = None,
         gsd: float | None = None,
@@ -287,8 +288,9 @@ class Detector(Network):
 
         Args:
             train: annotations (DeepForest CSV, Pascal VOC, COCO, vector file
-                with a raster... anything :func:`read_annotations` reads) or a
-                box table.
+                with a raster... anything :func:`read_annotations` reads), a
+                box table or an :class:`~deepforest_lite.annotations.AnnotationSet`
+                (images without boxes are trained as negatives).
             val: validation annotations, evaluated every epoch (optional).
             config: a :class:`TrainConfig`; its fields given as keywords
                 override it (``epochs=20, batch_size=8, lr=1e-3, augment="strong"``).

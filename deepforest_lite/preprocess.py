@@ -21,14 +21,15 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .annotations import empty_images, read_annotations, with_empty_images, write_annotations
-from .boxes import ANNOTATION_COLUMNS, box_areas, check_columns, clip_boxes, empty_boxes, shift_boxes
+from .annotations import AnnotationSet, read_annotation_set, write_annotations
+from .boxes import box_areas, clip_boxes, empty_boxes, shift_boxes
 from .checks import check_range
 from .compat import check_raster_first, deepforest_keywords
 from .errors import AnnotationError, ImageReadError, InvalidInputError, SplitWarning
@@ -56,14 +57,18 @@ class SplitResult:
     """What :func:`split_raster` wrote.
 
     Attributes:
-        annotations: the tiles' box table (``image_path, xmin, ymin, xmax, ymax,
-            label`` plus any extra columns of the input annotations), one row
-            per kept box, in tile order then input order; ``image_path`` is the
-            tile's file name (relative to ``out_dir``) and coordinates are
-            pixels of that tile (origin top-left, x = column). Tiles written
-            without boxes (``allow_empty=True``) are listed in
-            ``annotations.attrs["empty_images"]``. Without input annotations
-            it is an empty box table that lists nothing.
+        annotation_set: the tiles' annotations
+            (:class:`~deepforest_lite.annotations.AnnotationSet`). Its ``boxes``
+            (``image_path, xmin, ymin, xmax, ymax, label`` plus any extra
+            columns of the input annotations) has one row per kept box, in tile
+            order then input order; ``image_path`` is the tile's file name
+            (relative to ``out_dir``) and coordinates are pixels of that tile
+            (origin top-left, x = column). Tiles written without boxes
+            (``allow_empty=True``) are its ``empty_images``. Without input
+            annotations it is an empty box table that lists nothing.
+        annotations: (property) ``annotation_set`` as a DataFrame, the boxes
+            with the empty tiles listed in ``attrs["empty_images"]`` (as
+            :func:`~deepforest_lite.annotations.read_annotations` returns).
         csv_path: the DeepForest CSV written (``<out_dir>/<raster stem>.csv``),
             or ``None`` when no annotations were given.
         tiles: every tile file written, in grid order (rows, then columns).
@@ -77,13 +82,18 @@ class SplitResult:
             mean pixel size), or ``None`` when unknown.
     """
 
-    annotations: pd.DataFrame
+    annotation_set: AnnotationSet
     csv_path: Path | None
     tiles: list[Path] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
     skipped_nodata: int = 0
     skipped_empty: int = 0
     gsd: float | None = None
+
+    @cached_property
+    def annotations(self) -> pd.DataFrame:
+        """The tiles' box table, listing the tiles without boxes in ``attrs["empty_images"]``."""
+        return self.annotation_set.to_table()
 
 
 def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str = "tif") -> str:
@@ -103,7 +113,7 @@ def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str 
 )
 def split_raster(
     raster: str | os.PathLike[str],
-    annotations: str | os.PathLike[str] | pd.DataFrame | None = None,
+    annotations: str | os.PathLike[str] | pd.DataFrame | AnnotationSet | None = None,
     patch_size: int = 400,
     patch_overlap: float = 0.05,
     *,
@@ -181,7 +191,8 @@ def split_raster(
             path to any file :func:`~deepforest_lite.annotations.read_annotations`
             reads (DeepForest CSV, Pascal VOC, COCO JSON, or a shapefile /
             GeoPackage / GeoJSON in map coordinates, converted with the raster's
-            transform), or a box table. When they cover several images, the
+            transform), a box table or an
+            :class:`~deepforest_lite.annotations.AnnotationSet`. When they cover several images, the
             rows whose ``image_path`` has the raster's file name are used (the
             directory part is ignored). ``None`` cuts unlabelled tiles (every
             window with data, e.g. to annotate or predict later): no CSV is
@@ -261,7 +272,7 @@ def split_raster(
 
     if table is not None and csv_path is not None:
         first_label = str(table["label"].iloc[0]) if len(table) else None
-        write_annotations(result.annotations, csv_path, empty_label=first_label)
+        write_annotations(result.annotation_set, csv_path, empty_label=first_label)
         result = dataclasses.replace(result, csv_path=csv_path)
     if not result.tiles:
         why = "every window is empty of data" if result.skipped_empty == 0 else (
@@ -375,8 +386,6 @@ def _cut(
     else:
         out = boxes.iloc[0:0].drop(columns=[_AREA_COLUMN], errors="ignore").reset_index(drop=True)
     out["image_path"] = out["image_path"].astype(empty_boxes(scores=False)["image_path"].dtype)
-    out.attrs = {}
-    out = with_empty_images(out, empty_tiles)
     missed = int((~used).sum()) if labelled else 0
     if missed:
         first = boxes.iloc[int(np.flatnonzero(~used)[0])]
@@ -388,7 +397,7 @@ def _cut(
             SplitWarning,
             stacklevel=3,
         )
-    return SplitResult(out, None, tiles, written, skipped_nodata, skipped_empty)
+    return SplitResult(AnnotationSet(out, tuple(empty_tiles)), None, tiles, written, skipped_nodata, skipped_empty)
 
 
 
@@ -463,7 +472,7 @@ def _write_geotiff(
 
 
 def _raster_boxes(
-    annotations: str | os.PathLike[str] | pd.DataFrame,
+    annotations: str | os.PathLike[str] | pd.DataFrame | AnnotationSet,
     raster: str,
     *,
     image_name: str | None,
@@ -471,18 +480,18 @@ def _raster_boxes(
     label: str | None,
     layer: str | int | None,
 ) -> pd.DataFrame:
-    """The raster's boxes in its pixels, with ``attrs["empty_images"]`` cleared."""
+    """The raster's boxes in its pixels (the box table alone: the tiles' empty images are the cut's)."""
     target = os.path.basename(os.fspath(image_name if image_name is not None else raster))
-    if isinstance(annotations, pd.DataFrame):
-        source: Any = pd.DataFrame(annotations.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
-        if "image_path" not in source.columns:  # a table about this raster alone
-            source["image_path"] = target
-        check_columns(source, ANNOTATION_COLUMNS, "annotation table")
-        source.attrs = dict(annotations.attrs)
-        table = read_annotations(source, raster=raster, label=label)
+    if isinstance(annotations, (pd.DataFrame, AnnotationSet)):
+        if isinstance(annotations, pd.DataFrame):
+            if "image_path" not in annotations.columns:  # a table about this raster alone
+                annotations = annotations.assign(image_path=target)
+            annotations = AnnotationSet.from_table(annotations)
+        source = pd.DataFrame(annotations.boxes.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
+        table = read_annotation_set(AnnotationSet(source, annotations.empty_images), raster=raster, label=label)
         what = "the annotation table"
     elif isinstance(annotations, (str, os.PathLike)):
-        table = read_annotations(
+        table = read_annotation_set(
             annotations, raster=raster, label_column=label_column, label=label, layer=layer
         )
         what = repr(os.fspath(annotations))
@@ -491,11 +500,11 @@ def _raster_boxes(
             f"annotations must be a file path or a box table, got {type(annotations).__name__}; "
             "pass e.g. 'boxes.csv', 'crowns.gpkg' or a DataFrame from read_annotations."
         )
-    names = table["image_path"].map(lambda p: os.path.basename(str(p)))
-    rows = table[(names == target).to_numpy()]
-    negatives = [p for p in empty_images(table) if os.path.basename(p) == target]
+    names = table.boxes["image_path"].map(lambda p: os.path.basename(str(p)))
+    rows = table.boxes[(names == target).to_numpy()]
+    negatives = [p for p in table.empty_images if os.path.basename(p) == target]
     if len(rows) == 0 and not negatives:
-        found = sorted({*names, *(os.path.basename(p) for p in empty_images(table))})
+        found = sorted({*names, *(os.path.basename(p) for p in table.empty_images)})
         shown = found[:10] + (["..."] if len(found) > 10 else [])
         hint = (
             "pass image_name= (--image-name) naming the raster as the annotations do" if found
@@ -506,7 +515,6 @@ def _raster_boxes(
             f"it names are {shown}, so {hint}."
         )
     rows = rows.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore").reset_index(drop=True)
-    rows.attrs = {}
     return rows
 
 

@@ -37,7 +37,6 @@ import torch
 from PIL import Image
 
 import deepforest_lite as dfl
-from deepforest_lite.annotations import with_empty_images
 from deepforest_lite.config import ModelConfig, TrainConfig, from_mapping, load_config_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +104,7 @@ def prepare(data: Path, work: Path, exclude_sites: Sequence[str] = (),
     train = pd.concat(parts, ignore_index=True)[COLUMNS]
     if train["image_path"].str.contains("OSBS_029").any():
         raise SystemExit("refusing to train on OSBS_029, the evaluation image")
-    dfl.write_annotations(with_empty_images(train, []), work / "train.csv")
+    dfl.write_annotations(dfl.AnnotationSet(train), work / "train.csv")  # every image has boxes: no empty ones
     print(f"train: {train.image_path.nunique()} images, {len(train)} boxes; held out: sites "
           f"{', '.join(HOLDOUT_SITES)}, {held.image_path.nunique()} images, {len(held)} boxes")
     return work / "train.csv", work / "holdout.csv"

@@ -20,9 +20,11 @@ from rasterio.crs import CRS
 
 import deepforest_lite as dfl
 from deepforest_lite.annotations import (
+    AnnotationSet,
     LabelMap,
     empty_images,
     image_paths,
+    read_annotation_set,
     read_annotations,
     with_empty_images,
     write_annotations,
@@ -201,6 +203,92 @@ def test_writer_empty_images_argument_and_label(tmp_path):
     assert out.read_text().splitlines() == [HEADER.strip(), "x.png,0,0,0,0,Bird"]
     back = read_annotations(out)
     assert len(back) == 0 and empty_images(back) == ["x.png"]
+
+
+def _one_box(image: str, label: str = "Tree") -> pd.DataFrame:
+    return pd.DataFrame([[image, 1.0, 2.0, 3.0, 4.0, label]], columns=ANNOTATION_COLUMNS)
+
+
+def test_annotation_set_orders_images_and_refuses_bad_input():
+    boxes = pd.concat([_one_box("b.png"), _one_box("a.png"), _one_box("b.png")], ignore_index=True)
+    found = AnnotationSet(boxes, ("c.png", "a.png", "c.png"))
+    assert found.images == ("b.png", "a.png", "c.png")  # images with boxes in row order, then the empty ones
+    assert found.empty_images == ("c.png",) and found.boxes is boxes
+    assert found.with_images(["d.png", "b.png"]).empty_images == ("c.png", "d.png")
+    assert found.empty_images == ("c.png",)  # frozen: with_images made a new set
+    assert repr(found) == "AnnotationSet(3 boxes, 3 images, 1 without boxes)"
+    with pytest.raises(dfl.InvalidInputError, match="list of image paths"):
+        AnnotationSet(boxes, "c.png")  # type: ignore[arg-type]
+    with pytest.raises(dfl.InvalidInputError, match="list of image paths"):
+        found.with_images("d.png")
+    with pytest.raises(dfl.InvalidInputError, match=r"lacks the column\(s\) \['label'\]"):
+        AnnotationSet(boxes.drop(columns=["label"]))
+
+
+def test_concat_keeps_every_sets_empty_images():
+    # (pd.concat of tables with different attrs drops their attrs, and with them the empty images)
+    first = AnnotationSet(_one_box("a.png"), ("empty1.png",))
+    second = AnnotationSet(_one_box("b.png", "Bird"), ("empty2.png", "a.png"))
+    both = AnnotationSet.concat([first, second])
+    assert both.images == ("a.png", "b.png", "empty1.png", "empty2.png")
+    assert both.empty_images == ("empty1.png", "empty2.png")
+    assert both.boxes["image_path"].tolist() == ["a.png", "b.png"] and list(both.boxes.index) == [0, 1]
+    assert both.boxes["label"].tolist() == ["Tree", "Bird"]
+    # an image empty in one set and with boxes in another has boxes; tables count with their attrs
+    later = AnnotationSet.concat([AnnotationSet(empty_boxes(scores=False), ("b.png",)), with_empty_images(_one_box("b.png"), ["c.png"])])
+    assert later.images == ("b.png", "c.png") and later.empty_images == ("c.png",)
+    nothing = AnnotationSet.concat([])
+    assert len(nothing.boxes) == 0 and nothing.images == () and list(nothing.boxes.columns) == ANNOTATION_COLUMNS
+    only_empty = AnnotationSet.concat([AnnotationSet(empty_boxes(scores=False), ("x.png",))] * 2)
+    assert len(only_empty.boxes) == 0 and only_empty.empty_images == ("x.png",)
+
+
+def test_annotation_set_round_trips_through_the_csv(tmp_path):
+    csv = write_text(tmp_path / "in.csv", HEADER + "a.png,1,2,3,4,Tree\nb.png,0,0,0,0,Tree\n")
+    found = read_annotation_set(csv, label_map=["Tree"])
+    assert isinstance(found, AnnotationSet)
+    assert found.images == ("a.png", "b.png") and found.empty_images == ("b.png",)
+    assert "empty_images" not in found.boxes.attrs  # the set holds them, not the table
+    pd.testing.assert_frame_equal(found.boxes, read_annotations(csv))
+    assert read_annotations(csv).attrs["empty_images"] == ["b.png"]  # the DataFrame view users rely on
+
+    more = AnnotationSet.concat([found, AnnotationSet(_one_box("c.png"), ("d.png",))])
+    out = tmp_path / "out.csv"
+    write_annotations(more, out, empty_images=["e.png"])
+    assert out.read_text().splitlines()[-3:] == ["b.png,0,0,0,0,Tree", "d.png,0,0,0,0,Tree", "e.png,0,0,0,0,Tree"]
+    back = read_annotation_set(out)
+    assert back.images == ("a.png", "c.png", "b.png", "d.png", "e.png")
+    assert back.empty_images == ("b.png", "d.png", "e.png")
+    pd.testing.assert_frame_equal(back.boxes, more.boxes)
+
+
+def test_tables_and_sets_read_with_their_empty_images():
+    table = with_empty_images(_one_box("a.png"), ["b.png"])
+    from_table = read_annotation_set(table)
+    assert from_table.empty_images == ("b.png",)
+    from_set = read_annotation_set(AnnotationSet(_one_box("a.png"), ("c.png",)), label_map=["Tree"])
+    assert from_set.empty_images == ("c.png",)
+    as_frame = read_annotations(AnnotationSet(_one_box("a.png"), ("c.png",)))
+    assert isinstance(as_frame, pd.DataFrame) and empty_images(as_frame) == ["c.png"]
+    assert AnnotationSet.from_table(table, ["x.png"]).images == ("a.png", "b.png", "x.png")
+    assert empty_images(from_set) == ["c.png"] and image_paths(from_set) == ["a.png", "c.png"]
+    with pytest.raises(LabelError, match="Tree"):
+        read_annotation_set(AnnotationSet(_one_box("a.png")), label_map=["Bird"])
+
+
+def test_training_dataset_from_an_annotation_set_has_its_empty_images(tmp_path):
+    from deepforest_lite.dataset import TrainingDataset
+
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(tmp_path / name, 20, 20)
+    labels = LabelMap(["Tree"])
+    found = AnnotationSet.concat([AnnotationSet(_one_box("a.png"), ("b.png",)), AnnotationSet(empty_boxes(scores=False), ("c.png",))])
+    data = TrainingDataset(found, tmp_path, labels)
+    assert data.images == ["a.png", "b.png", "c.png"] and data.num_boxes == 1
+    image, target, path = data[2]
+    assert path == "c.png" and tuple(image.shape) == (3, 20, 20) and target["boxes"].shape == (0, 4)
+    # a DataFrame that lists them in attrs (read_annotations' view) keeps them too
+    assert TrainingDataset(found.to_table(), tmp_path, labels).images == ["a.png", "b.png", "c.png"]
 
 
 def test_writer_replaces_existing_file_and_refuses_bad_rows(tmp_path):
@@ -542,6 +630,7 @@ def test_public_names_are_exported():
     assert dfl.read_annotations is read_annotations
     assert dfl.write_annotations is write_annotations
     assert dfl.empty_images is empty_images
+    assert dfl.AnnotationSet is AnnotationSet and dfl.read_annotation_set is read_annotation_set
 
 
 def test_annotations_import_is_torch_free():

@@ -248,6 +248,26 @@ def test_allow_empty(make_raster, tmp_path):
     back = dfl.read_annotations(result.csv_path)
     assert dfl.empty_images(back) == names[1:]
     assert list(back["image_path"]) == ["raster_0_0.tif"]
+    found = result.annotation_set
+    assert isinstance(found, dfl.AnnotationSet) and found.empty_images == tuple(names[1:])
+    assert found.images == tuple(names) and result.annotations is result.annotations
+    assert dfl.read_annotation_set(result.csv_path).images == found.images
+
+
+def test_annotation_set_input(make_raster, tmp_path):
+    src = make_raster(width=200, height=100, boxes=[(10, 10, 40, 40)])
+    given = dfl.AnnotationSet(src.boxes, ("other.tif",))
+    result = split_raster(src.path, given, patch_size=100, patch_overlap=0.0, out_dir=tmp_path / "a",
+                          allow_empty=True, progress=False)
+    assert result.annotation_set.empty_images == ("raster_100_0.tif",)  # the input's empty images are not tiles
+    pd.testing.assert_frame_equal(result.annotations, split_raster(
+        src.path, src.boxes, patch_size=100, patch_overlap=0.0, out_dir=tmp_path / "b", allow_empty=True,
+        progress=False).annotations)
+    # a raster the annotations list as empty (no boxes) is cut into empty tiles, not refused
+    negative = dfl.AnnotationSet(dfl.empty_boxes(scores=False), ("raster.tif",))
+    empty = split_raster(src.path, negative, patch_size=100, patch_overlap=0.0, out_dir=tmp_path / "c",
+                         allow_empty=True, progress=False)
+    assert len(empty.annotation_set.boxes) == 0 and empty.annotation_set.empty_images == ("raster_0_0.tif", "raster_100_0.tif")
 
 
 def test_nodata_windows_are_skipped(make_raster, tmp_path):

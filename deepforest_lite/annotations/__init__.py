@@ -39,41 +39,57 @@ the label map :class:`~deepforest_lite.errors.LabelError`.
 Images without objects
 ----------------------
 A box table has one row per box, so an image with no objects (a negative
-example for training) is not a row. Such images are listed, in file order, in
-``table.attrs["empty_images"]`` (a list of ``image_path`` values, never one
-that also has boxes). :func:`empty_images` returns that list,
-:func:`image_paths` every image the table knows (images with boxes first, then
-empty ones) and :func:`with_empty_images` returns a copy with images added.
+example for training) is not a row. :class:`AnnotationSet` holds both: its
+``boxes`` (the box table) and its ``images``, every image it knows (those with
+boxes in row order, then the empty ones); ``empty_images`` lists those
+without boxes. :func:`read_annotation_set` reads any annotation input into
+one, :meth:`AnnotationSet.concat` combines sets (their empty images too) and
+:meth:`AnnotationSet.with_images` adds images. Where annotations are read,
+written or trained on (:func:`write_annotations`, ``split_raster``,
+``Detector.fit``, ``TrainingDataset``) an :class:`AnnotationSet` is accepted
+as well as a path or a DataFrame.
+
+:func:`read_annotations` returns a plain DataFrame (as DeepForest users
+expect) that lists its empty images, in file order, in
+``table.attrs["empty_images"]`` (never an image that also has boxes), and a
+DataFrame passed in is read with the images it lists there.
+:func:`empty_images` returns that list, :func:`image_paths` every image the
+table knows and :func:`with_empty_images` returns a copy with images added.
 pandas carries ``attrs`` through copies and row selections but not through
 every operation (``pd.concat`` of tables with different ``attrs`` drops them):
-re-attach them with :func:`with_empty_images` after such operations.
+use :class:`AnnotationSet` to keep them, or re-attach them with
+:func:`with_empty_images`.
 
 Empty images come from: DeepForest CSV rows whose four coordinates are all 0
 (``image.png,0,0,0,0,Tree``; the row's label is ignored; if the same image
 also has real boxes the row is simply dropped), VOC files without ``<object>``,
 COCO images without annotations, and vector files without features.
-:func:`write_annotations` writes them back as ``0,0,0,0`` rows, so
-``read_annotations(write_annotations(t, p))`` round-trips.
+:func:`write_annotations` (of a DataFrame or an :class:`AnnotationSet`) writes
+them back as ``0,0,0,0`` rows, so ``read_annotation_set(write_annotations(s, p))``
+round-trips.
 
 :class:`~deepforest_lite.labels.LabelMap` (re-exported here) checks labels
 against the classes a model knows. This module is torch-free.
 Modules: :mod:`.read` (:func:`read_annotations` and the reader registry ``READERS``), one reader
 per format (:mod:`.csvfile`, :mod:`.voc`, :mod:`.coco`, :mod:`.vector`), :mod:`.validate` (the shared
-checks), :mod:`.write` (:func:`write_annotations`), :mod:`.empty` (the empty-image list) and :mod:`.raw`.
+checks), :mod:`.write` (:func:`write_annotations`), :mod:`.annotation_set` (:class:`AnnotationSet`, and the
+one place that reads and writes ``attrs["empty_images"]``) and :mod:`.raw`.
 """
 
 from __future__ import annotations
 
 from ..labels import LabelMap
-from .empty import empty_images, image_paths, with_empty_images
-from .read import ANNOTATION_FORMATS, read_annotations
+from .annotation_set import AnnotationSet, empty_images, image_paths, with_empty_images
+from .read import ANNOTATION_FORMATS, read_annotation_set, read_annotations
 from .vector import pixel_boxes_from_geometry
 from .write import write_annotations
 
 __all__ = [
     "LabelMap",
     "ANNOTATION_FORMATS",
+    "AnnotationSet",
     "read_annotations",
+    "read_annotation_set",
     "write_annotations",
     "empty_images",
     "image_paths",

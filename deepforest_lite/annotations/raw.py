@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..boxes import (
     check_columns,
 )
 from ..errors import AnnotationError
-from .empty import _EMPTY_KEY, _unique
+from .annotation_set import _unique
 
 # ----------------------------------------------------------------------------
 # Reading
@@ -54,13 +55,14 @@ def _set_image_path(raw: _Raw, image_path: str) -> None:
             sizes[image_path] = size
 
 
-def _raw_from_table(table: pd.DataFrame) -> _Raw:
+def _raw_from_table(table: pd.DataFrame, empty: Iterable[str] = ()) -> _Raw:
+    """The rows of a box table; ``empty``: the images it lists without boxes."""
     check_columns(table, ANNOTATION_COLUMNS, "annotation table")
     extras = [c for c in table.columns if c not in ANNOTATION_COLUMNS]
     frame = table[[*ANNOTATION_COLUMNS, *extras]].reset_index(drop=True).copy()
     where = [f"table row {i + 1} (index {idx!r})" for i, idx in enumerate(table.index)]
     return _Raw(
-        frame, where, "the annotation table", empty=list(table.attrs.get(_EMPTY_KEY, [])),
+        frame, where, "the annotation table", empty=list(empty),
         zero_rows_mark_empty=True,
     )
 

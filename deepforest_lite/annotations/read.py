@@ -1,4 +1,4 @@
-"""``read_annotations``: format detection, the reader registry, and the shared checks. Torch-free."""
+"""``read_annotations`` / ``read_annotation_set``: format detection, the reader registry, and the shared checks. Torch-free."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import AnnotationError, InvalidInputError
 from ..labels import LabelMap
+from .annotation_set import AnnotationSet, _listed
 from .coco import _load_json, _read_coco
 from .csvfile import _read_csv
 from .raw import _Raw, _raw_from_table, _set_image_path
@@ -40,7 +41,7 @@ ANNOTATION_FORMATS: tuple[str, ...] = tuple(READERS)
 
 
 def read_annotations(
-    path: str | os.PathLike[str] | pd.DataFrame,
+    path: str | os.PathLike[str] | pd.DataFrame | AnnotationSet,
     *,
     root_dir: str | os.PathLike[str] | None = None,
     label_map: LabelMap | Iterable[str] | None = None,
@@ -57,7 +58,9 @@ def read_annotations(
         path: a DeepForest CSV, a Pascal VOC XML file or a folder of them, a
             COCO JSON file, a vector file (shapefile, GeoPackage, GeoJSON, ...)
             in map coordinates, or a DataFrame with the annotation columns
-            (checked like a CSV and returned as a new table).
+            (checked like a CSV and returned as a new table; the images its
+            ``attrs["empty_images"]`` lists stay empty images), or an
+            :class:`AnnotationSet` (its boxes checked the same way).
         root_dir: folder the ``image_path`` values are relative to; defaults to
             the annotation file's folder (for a DataFrame: none, so only
             absolute paths are looked up). Images found there are opened
@@ -85,7 +88,8 @@ def read_annotations(
         label`` (then any extra CSV columns), one row per box, in file order.
         Coordinates are float64 pixels, origin at the image's top-left corner,
         x = column, y = row, ``xmin < xmax``, ``ymin < ymax``. Images without
-        boxes are listed in ``attrs["empty_images"]`` (see :func:`empty_images`).
+        boxes are listed in ``attrs["empty_images"]`` (see :func:`empty_images`;
+        :func:`read_annotation_set` returns them explicitly).
 
     Raises:
         AnnotationError: unreadable file, missing columns, a non-numeric or
@@ -101,6 +105,34 @@ def read_annotations(
             ``width``/``height`` or the raster). Overshoots up to 1e-6 px
             (float noise) are clipped without a warning.
     """
+    return read_annotation_set(
+        path, root_dir=root_dir, label_map=label_map, image_path=image_path, raster=raster, label=label,
+        label_column=label_column, layer=layer, file_format=file_format,
+    ).to_table()
+
+
+def read_annotation_set(
+    path: str | os.PathLike[str] | pd.DataFrame | AnnotationSet,
+    *,
+    root_dir: str | os.PathLike[str] | None = None,
+    label_map: LabelMap | Iterable[str] | None = None,
+    image_path: str | None = None,
+    raster: str | os.PathLike[str] | None = None,
+    label: str | None = None,
+    label_column: str = "label",
+    layer: str | int | None = None,
+    file_format: str | None = None,
+) -> AnnotationSet:
+    """Read annotations like :func:`read_annotations`, as an :class:`AnnotationSet`.
+
+    The arguments, checks, errors and warnings are those of
+    :func:`read_annotations`. The result's ``boxes`` is the table it returns
+    (pixels of each image, origin top-left, x = column, y = row) and its
+    ``images`` every image named, those without boxes (``0,0,0,0`` CSV rows,
+    VOC files without ``<object>``, COCO images without annotations, the
+    images a DataFrame's ``attrs["empty_images"]`` or an :class:`AnnotationSet`
+    lists) after those with boxes.
+    """
     if label_map is not None and not isinstance(label_map, LabelMap):
         label_map = LabelMap(label_map)
     if label is not None and (not isinstance(label, str) or not label.strip()):
@@ -109,8 +141,10 @@ def read_annotations(
         )
     kind = "table"
     base_dir: str | None = None
-    if isinstance(path, pd.DataFrame):
-        raw = _raw_from_table(pixel_boxes_from_geometry(path, raster, "the annotation table"))
+    if isinstance(path, AnnotationSet):
+        raw = _raw_from_table(pixel_boxes_from_geometry(path.boxes, raster, "the annotation table"), path.empty_images)
+    elif isinstance(path, pd.DataFrame):
+        raw = _raw_from_table(pixel_boxes_from_geometry(path, raster, "the annotation table"), _listed(path))
     else:
         path = os.fspath(path)
         if not os.path.exists(path):

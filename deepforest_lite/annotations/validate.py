@@ -20,7 +20,7 @@ from ..boxes import (
 from ..errors import AnnotationError, BoxesClippedWarning, ImageReadError, LabelError
 from ..labels import LabelMap
 from ..rasterfile import raster_header
-from .empty import _EMPTY_KEY, _unique
+from .annotation_set import AnnotationSet, _unique
 from .raw import _is_missing, _more, _Raw
 
 _EDGE_TOLERANCE = 1e-6  # pixels a box may pass an image edge by without a warning
@@ -67,8 +67,8 @@ def _size_lookup(
 
 def _finalize(
     raw: _Raw, label_map: LabelMap | None, size_of: Callable[[str], tuple[float, float] | None],
-) -> pd.DataFrame:
-    """Shared checks; returns the typed box table with ``attrs["empty_images"]``."""
+) -> AnnotationSet:
+    """Shared checks; returns the typed box table with the images without boxes."""
     frame, where = raw.frame, np.asarray(raw.where, dtype=object)
     # image_path present on every row
     missing_path = frame["image_path"].map(_is_missing).to_numpy(dtype=bool)
@@ -174,6 +174,4 @@ def _finalize(
     extras = [c for c in frame.columns if c not in ANNOTATION_COLUMNS]
     for c in extras:
         out[c] = frame[c].to_numpy()
-    with_boxes = set(images)
-    out.attrs[_EMPTY_KEY] = [p for p in _unique(map(str, empty)) if p not in with_boxes]
-    return out
+    return AnnotationSet(out, tuple(map(str, empty)))

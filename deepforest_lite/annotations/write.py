@@ -16,7 +16,7 @@ from ..boxes import (
 )
 from ..errors import AnnotationError
 from ..files import atomic_write
-from .empty import _EMPTY_KEY, _unique
+from .annotation_set import AnnotationSet
 from .raw import _is_missing, _more, _raw_from_table
 
 # ----------------------------------------------------------------------------
@@ -25,7 +25,7 @@ from .raw import _is_missing, _more, _raw_from_table
 
 
 def write_annotations(
-    table: pd.DataFrame,
+    table: pd.DataFrame | AnnotationSet,
     path: str | os.PathLike[str],
     *,
     empty_images: Iterable[str] | None = None,
@@ -36,9 +36,12 @@ def write_annotations(
     The columns ``image_path, xmin, ymin, xmax, ymax, label`` come first
     (pixel coordinates, origin top-left, x = column, written in the shortest
     form that reads back to the same float), then ``table``'s other columns.
-    Every image in ``table.attrs["empty_images"]`` or ``empty_images`` that has
-    no box gets one row ``image_path,0,0,0,0,empty_label``, so that
-    :func:`read_annotations` lists it as an empty image again.
+    ``table`` is a box table or an :class:`AnnotationSet` (its ``boxes`` are
+    written). Every image without a box, among the set's images (a table's
+    ``attrs["empty_images"]``) and ``empty_images``, gets one row
+    ``image_path,0,0,0,0,empty_label``, so that :func:`read_annotations` lists
+    it as an empty image again (and :func:`read_annotation_set` among the
+    set's images).
     ``empty_label`` defaults to the table's first label (``"Tree"`` when the
     table has no boxes), since DeepForest looks every row's label up.
 
@@ -51,21 +54,25 @@ def write_annotations(
             coordinate, or ``xmax <= xmin`` / ``ymax <= ymin`` (it would not
             read back); the message names the table row.
     """
-    check_columns(table, ANNOTATION_COLUMNS, "annotation table")
+    if not isinstance(table, AnnotationSet):
+        check_columns(table, ANNOTATION_COLUMNS, "annotation table")
+        table = AnnotationSet.from_table(table)
+    negatives = table.with_images(empty_images or []).empty_images
+    boxes = table.boxes
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(
             f"The folder {folder!r} for {path!r} does not exist; create it first."
         )
-    raw = _raw_from_table(table)
-    coords = np.empty((len(table), 4), dtype=np.float64)
+    raw = _raw_from_table(boxes)
+    coords = np.empty((len(boxes), 4), dtype=np.float64)
     for j, c in enumerate(BOX_COLUMNS):
-        numbers = pd.to_numeric(table[c], errors="coerce")
+        numbers = pd.to_numeric(boxes[c], errors="coerce")
         coords[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     problems = [
-        (table["image_path"].map(_is_missing).to_numpy(dtype=bool), "has no image_path"),
-        (table["label"].map(_is_missing).to_numpy(dtype=bool), "has no label"),
+        (boxes["image_path"].map(_is_missing).to_numpy(dtype=bool), "has no image_path"),
+        (boxes["label"].map(_is_missing).to_numpy(dtype=bool), "has no label"),
         (~np.isfinite(coords).all(axis=1), "has a missing or non-finite coordinate"),
         (
             (coords[:, 2] <= coords[:, 0]) | (coords[:, 3] <= coords[:, 1]),
@@ -77,19 +84,16 @@ def write_annotations(
             i = int(np.flatnonzero(bad)[0])
             raise AnnotationError(
                 f"Cannot write {raw.where[i]}{_more(int(bad.sum()))}: it {what} "
-                f"({table.iloc[i][ANNOTATION_COLUMNS].tolist()}); fix or drop the row first."
+                f"({boxes.iloc[i][ANNOTATION_COLUMNS].tolist()}); fix or drop the row first."
             )
     frame = raw.frame
     for j, c in enumerate(BOX_COLUMNS):
         frame[c] = [format_number(v) for v in coords[:, j]]
-    with_boxes = set(map(str, frame["image_path"]))
-    listed = _unique([*table.attrs.get(_EMPTY_KEY, []), *map(str, empty_images or [])])
-    negatives = [p for p in listed if p not in with_boxes]
     if negatives:
         if empty_label is None:
             empty_label = str(frame["label"].iloc[0]) if len(frame) else "Tree"
         rows = pd.DataFrame(
-            {"image_path": negatives, **{c: ["0"] * len(negatives) for c in BOX_COLUMNS},
+            {"image_path": list(negatives), **{c: ["0"] * len(negatives) for c in BOX_COLUMNS},
              "label": [empty_label] * len(negatives)}
         )
         frame = pd.concat([frame.astype(object), rows.astype(object)], ignore_index=True)

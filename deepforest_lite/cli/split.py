@@ -206,10 +206,10 @@ def run(args: argparse.Namespace) -> int:
         at = f" at {result.gsd:.3f} m per pixel" if options.get("gsd") is not None else ""
         print(f"wrote {len(result.tiles)} tile(s){at} to {options['out_dir']}{note}")
         if result.csv_path is not None:
-            table = result.annotations
-            n_empty = len(table.attrs.get("empty_images", []))
+            found = result.annotation_set
+            n_empty = len(found.empty_images)
             print(
-                f"wrote {result.csv_path}: {len(table)} box(es)"
+                f"wrote {result.csv_path}: {len(found.boxes)} box(es)"
                 + (f", {n_empty} tile(s) without boxes" if n_empty else "")
             )
     return 0

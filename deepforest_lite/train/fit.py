@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..annotations import read_annotations
+from ..annotations import AnnotationSet, read_annotation_set
 from ..augment import build_augmentation
 from ..config import ModelConfig, TrainConfig
 from ..dataset import TrainingDataset, collate
@@ -83,13 +83,25 @@ def check_train_config(cfg: TrainConfig) -> None:
 
 
 def load_annotation_table(
-    data: str | os.PathLike | pd.DataFrame, root_dir: str | os.PathLike | None, label_map: LabelMap | None
-) -> tuple[pd.DataFrame, str | None]:
-    """(box table, image folder) from an annotation file or an existing table."""
-    table = read_annotations(data, root_dir=root_dir, label_map=label_map)
-    if root_dir is None and not isinstance(data, pd.DataFrame):
+    data: str | os.PathLike | pd.DataFrame | AnnotationSet, root_dir: str | os.PathLike | None,
+    label_map: LabelMap | None,
+) -> tuple[AnnotationSet, str | None]:
+    """(annotations with their empty images, image folder) from an annotation file, a table or a set.
+
+    The image folder is ``root_dir``, else the annotation file's folder
+    (``None`` for a table or a set).
+    """
+    table = read_annotation_set(data, root_dir=root_dir, label_map=label_map)
+    if root_dir is None and not isinstance(data, (pd.DataFrame, AnnotationSet)):
         root_dir = os.path.dirname(os.path.abspath(os.fspath(data)))
     return table, (os.fspath(root_dir) if root_dir is not None else None)
+
+
+def _describe_data(data: str | os.PathLike | pd.DataFrame | AnnotationSet) -> str:
+    """The path of annotation data, or ``<DataFrame>`` / ``<AnnotationSet>`` for data in memory."""
+    if isinstance(data, (pd.DataFrame, AnnotationSet)):
+        return "<AnnotationSet>" if isinstance(data, AnnotationSet) else "<DataFrame>"
+    return str(data)
 
 
 def choose_labels(
@@ -115,7 +127,7 @@ def choose_labels(
 def training_gsd(
     gsd: float | None,
     model_gsd: float | None,
-    train: str | os.PathLike | pd.DataFrame,
+    train: str | os.PathLike | pd.DataFrame | AnnotationSet,
     root_dir: str | os.PathLike | None = None,
     labels: Sequence[str] | None = None,
 ) -> float | None:
@@ -125,7 +137,6 @@ def training_gsd(
     ``None``, with a :class:`~deepforest_lite.errors.GSDWarning`, when they have
     none or disagree by more than 10 %.
     """
-    from ..annotations import image_paths
     from ..gsd import GSDWarning, check_gsd, common_gsd
 
     if gsd is not None:
@@ -133,7 +144,7 @@ def training_gsd(
     if model_gsd is not None:
         return model_gsd
     table, folder = load_annotation_table(train, root_dir, LabelMap(labels) if labels is not None else None)
-    paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in image_paths(table)]
+    paths = [p if os.path.isabs(p) or folder is None else os.path.join(folder, p) for p in table.images]
     found, note = common_gsd(paths)
     if found is None:
         warnings.warn(
@@ -159,8 +170,8 @@ def fit_model(
     model: nn.Module,
     label_map: LabelMap,
     model_config: ModelConfig,
-    train: str | os.PathLike | pd.DataFrame,
-    val: str | os.PathLike | pd.DataFrame | None = None,
+    train: str | os.PathLike | pd.DataFrame | AnnotationSet,
+    val: str | os.PathLike | pd.DataFrame | AnnotationSet | None = None,
     *,
     config: TrainConfig,
     labels: Sequence[str] | None = None,
@@ -183,7 +194,8 @@ def fit_model(
         model_config: its settings (``gsd`` is the GSD images are resampled to).
         train: annotations (DeepForest CSV, Pascal VOC, COCO, vector file with
             a raster... anything :func:`~deepforest_lite.annotations.read_annotations`
-            reads) or a box table.
+            reads), a box table or an :class:`~deepforest_lite.annotations.AnnotationSet`
+            (images without boxes are trained as negatives).
         val: validation annotations, evaluated every epoch (optional).
         config: the run's :class:`~deepforest_lite.config.TrainConfig`.
         labels: the classes to train for. When they differ from ``label_map``,
@@ -217,7 +229,7 @@ def fit_model(
     L.seed_everything(config.seed, workers=True, verbose=False)
     wanted = LabelMap(labels) if labels is not None else None
     train_table, train_root = load_annotation_table(train, root_dir, wanted)
-    new_head = choose_labels(model, label_map, labels, train_table)
+    new_head = choose_labels(model, label_map, labels, train_table.boxes)
     if new_head != label_map and val is None:
         warnings.warn(
             f"The classification head was rebuilt for the labels {list(new_head.names)}, and without validation "
@@ -255,8 +267,8 @@ def fit_model(
         enable_version_counter=False,  # one run per folder: a resumed run (also a moved one) rewrites last.ckpt
     )
     info = {
-        "train": str(train) if not isinstance(train, pd.DataFrame) else "<DataFrame>",
-        "val": None if val is None else (str(val) if not isinstance(val, pd.DataFrame) else "<DataFrame>"),
+        "train": _describe_data(train),
+        "val": None if val is None else _describe_data(val),
         "train_images": len(train_set),
         "train_boxes": train_set.num_boxes,
         "train_config": dataclasses.asdict(config),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..annotations import AnnotationSet
 from ..config import ModelConfig, TrainConfig
 from ..errors import InvalidInputError
 from ..labels import LabelMap
@@ -48,11 +49,12 @@ def _check_run_folder(output: Path, resume: str | os.PathLike | bool | None) -> 
         )
 
 
-def _table_fingerprint(table: pd.DataFrame) -> str:
-    """A hash of the boxes (image, coordinates, label), independent of row order."""
+def _table_fingerprint(data: AnnotationSet) -> str:
+    """A hash of the boxes (image, coordinates, label) and the empty images, independent of row order."""
+    table = data.boxes
     columns = [c for c in ("image_path", "xmin", "ymin", "xmax", "ymax", "label") if c in table.columns]
     rows = np.sort(pd.util.hash_pandas_object(table[columns].astype(str), index=False).to_numpy())
-    images = sorted(map(str, table.attrs.get("empty_images", [])))
+    images = sorted(data.empty_images)
     return f"{len(table)}:{_hash_bytes(rows.tobytes() + repr(images).encode())}"
 
 
@@ -63,7 +65,7 @@ def _hash_bytes(data: bytes) -> str:
 
 
 def _run_identity(
-    train: pd.DataFrame, val: pd.DataFrame | None, label_map: LabelMap, model_config: ModelConfig,
+    train: AnnotationSet, val: AnnotationSet | None, label_map: LabelMap, model_config: ModelConfig,
     config: TrainConfig, crop_size: int | None,
 ) -> dict[str, Any]:
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUMABLE_CHANGES}
