@@ -50,9 +50,8 @@ def spread_r50_folder(root: Path, raster: Path) -> Path:
     import rasterio
     import torch
     import torchvision
-    from safetensors.torch import load_file, save_file
-
     from engine_settings import deepforest_r50_folder
+    from safetensors.torch import load_file, save_file
 
     folder = root / "deepforest_r50_spread"
     if (folder / "model.safetensors").is_file():

@@ -111,6 +111,7 @@ def prepare(data: Path, work: Path, exclude_sites: Sequence[str] = (),
 
 
 def main() -> None:
+    """Prepare the data, train, and write the float16 model with its provenance."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work-dir", type=Path, default=REPO / "runs" / "tree-lite")
