@@ -1,4 +1,4 @@
-"""Checkpoints: our format, DeepForest's formats, hub names, ImageNet backbone weights.
+"""Checkpoints: our format written and read, DeepForest's formats read, bundled and hub names resolved.
 
 **Our format** is a single safetensors file whose header metadata holds a JSON
 document under the key ``"deepforest_lite"``::
@@ -19,7 +19,7 @@ document under the key ``"deepforest_lite"``::
 * a plain torchvision RetinaNet state dict ``.pt`` (e.g. the old ``NEON.pt``),
   including the old head names ``conv.0/2/4/6`` (renamed to ``conv.N.0``);
 * a hub name such as ``weecology/deepforest-tree``, fetched with
-  ``huggingface_hub`` into its cache.
+  ``huggingface_hub`` into its cache (:mod:`deepforest_lite.downloads`).
 
 Such weights get DeepForest 2.1.0's settings: ResNet-50 (read off the weights),
 torchvision's default anchors, short side resized to 800 px (max 1333),
@@ -37,8 +37,11 @@ DeepForest does not document: it gets ``None``. ``load_model(..., gsd=...)``
 or ``Detector.gsd = ...`` overrides either.
 
 Nothing here executes code from a file: safetensors, or
-``torch.load(..., weights_only=True)``; a file that needs full unpickling is
-refused with :class:`~deepforest_lite.errors.UnsafeCheckpointError`.
+``torch.load(..., weights_only=True)`` (:func:`~deepforest_lite.tensorfile.read_state_dict`,
+re-exported here); a file that needs full unpickling is refused with
+:class:`~deepforest_lite.errors.UnsafeCheckpointError`. ImageNet backbone
+weights come from :func:`~deepforest_lite.downloads.imagenet_backbone_weights`
+(re-exported here too).
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,17 +60,13 @@ from torch import Tensor
 
 from ._version import __version__
 from .config import ModelConfig, from_mapping
-from .errors import (
-    CheckpointError,
-    InvalidInputError,
-    MissingLabelsError,
-    ModelDownloadError,
-    UnsafeCheckpointError,
-)
+from .downloads import download_from_hub, imagenet_backbone_weights
+from .errors import CheckpointError, InvalidInputError, MissingLabelsError
 from .files import atomic_write, looks_like_path
 from .gsd import DEEPFOREST_GSD
 from .labels import LabelMap
 from .model import infer_architecture
+from .tensorfile import first_line, is_safetensors, read_state_dict, unreadable
 
 __all__ = [
     "FORMAT_VERSION",
@@ -191,73 +189,10 @@ def load_checkpoint(
             "'weecology/deepforest-tree', with no file extension)."
         )
     if _HUB_NAME.match(text) and not text.startswith((".", "/")):
-        return _load_path(_download_from_hub(text, revision), labels, source_name=text)
+        return _load_path(download_from_hub(text, revision), labels, source_name=text)
     raise CheckpointError(
         f"No model file or folder at {text!r}, and it is neither a bundled model "
         f"({sorted(BUNDLED_MODELS)}) nor a hub name like 'weecology/deepforest-tree'; check the path."
-    )
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a tensor file without executing code.
-
-    safetensors files are read with safetensors; anything else with
-    ``torch.load(weights_only=True)``. Returns the file's top-level object
-    (a dict of tensors, or a Lightning checkpoint dict).
-    """
-    path = Path(path)
-    if _is_safetensors(path):
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types
-            raise _unreadable(path, _first_line(exc)) from None
-    if _is_zip(path) and path.suffix.lower() == ".safetensors":
-        raise CheckpointError(
-            f"{str(path)!r} is a PyTorch (zip) file, not a safetensors file; rename it to .pt and load that."
-        )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
-        if not names and "global" not in text.lower():  # not a forbidden object: the bytes are not a pickle
-            raise _unreadable(path, _first_line(exc)) from None
-        what = f"the Python object(s) {', '.join(names)}" if names else "Python objects"
-        raise UnsafeCheckpointError(
-            f"Refusing to load {str(path)!r}: it stores {what}, which only full unpickling could restore, "
-            "and unpickling can run arbitrary code; if you trust the file, re-save only its weights "
-            "(torch.save(model.state_dict(), 'weights.pt'), or DeepForest's model.save_pretrained(folder)) "
-            "and load that."
-        ) from None
-    except Exception as exc:  # text, truncated or foreign files: torch raises many kinds of errors
-        raise _unreadable(path, _first_line(exc)) from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(
-            f"{str(path)!r} holds a {type(obj).__name__}, not a state dict; "
-            "save the model's state_dict() and load that."
-        )
-    return obj
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def _is_zip(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
-
-
-def _unreadable(path: Path, reason: str) -> CheckpointError:
-    return CheckpointError(
-        f"Cannot read {str(path)!r} as a checkpoint ({reason[:160]}); pass a .safetensors, .pt or .ckpt "
-        "file written by deepforest_lite, DeepForest or torchvision."
     )
 
 
@@ -276,7 +211,7 @@ def _load_path(path: Path, labels: Sequence[str] | None, source_name: str | None
         config_file = path / "config.json"
         hub_config = _read_json(config_file) if config_file.is_file() else {}
         return _from_deepforest(read_state_dict(weights), _label_dict(hub_config), labels, source_name)
-    own = _own_metadata(path) if _is_safetensors(path) else None
+    own = _own_metadata(path) if is_safetensors(path) else None
     if own is not None:
         return _from_own(path, own, labels)
     obj = read_state_dict(path)
@@ -306,7 +241,7 @@ def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
-        raise _unreadable(path, _first_line(exc)) from None
+        raise unreadable(path, first_line(exc)) from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     model_settings = dict(metadata["model"])
     if "gsd" not in model_settings:  # written before checkpoints stored the GSD
@@ -396,15 +331,6 @@ def _label_dict(config: Mapping[str, Any]) -> dict[str, int] | None:
     return None
 
 
-def _is_safetensors(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
-
-
 def _own_metadata(path: Path) -> dict[str, Any] | None:
     from safetensors import safe_open
 
@@ -437,72 +363,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise CheckpointError(
-            f"{str(path)!r} is not valid JSON ({_first_line(exc)}); fix it or download the model folder again."
+            f"{str(path)!r} is not valid JSON ({first_line(exc)}); fix it or download the model folder again."
         ) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(data).__name__}, not a JSON object; fix it.")
     return data
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-def _download_from_hub(repo_id: str, revision: str | None) -> Path:
-    """``config.json`` and ``model.safetensors`` of a hub model, from huggingface_hub's cache or the hub.
-
-    A model already in the cache is used without contacting the hub (instant
-    and offline); otherwise both files are downloaded into the cache.
-    """
-    try:
-        return _fetch_from_hub(repo_id, revision, local_files_only=True)
-    except Exception:  # not cached (or only partly): download
-        pass
-    try:
-        return _fetch_from_hub(repo_id, revision, local_files_only=False)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelDownloadError(
-            f"Could not fetch {repo_id!r} from the Hugging Face Hub ({reason}); on a machine with internet "
-            f"run `hf download {repo_id}` (`huggingface-cli download` in older huggingface_hub) or copy "
-            "its model.safetensors and config.json into a folder, and pass that folder: "
-            "load_model('path/to/folder')."
-        ) from None
-
-
-def _fetch_from_hub(repo_id: str, revision: str | None, *, local_files_only: bool) -> Path:
-    import logging
-
-    from huggingface_hub import hf_hub_download
-
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # no "Retrying in 1s" lines: a failure is one ModelDownloadError
-    try:
-        fetch = dict(revision=revision, library_name="deepforest-lite", local_files_only=local_files_only)
-        weights = hf_hub_download(repo_id, "model.safetensors", **fetch)
-        try:
-            hf_hub_download(repo_id, "config.json", **fetch)
-        except Exception:  # a repository without config.json still has usable weights
-            pass
-    finally:
-        hub_logger.setLevel(level)
-    return Path(weights).parent
-
-
-def imagenet_backbone_weights(backbone: str) -> dict[str, Tensor]:
-    """Torchvision's ImageNet weights for ``backbone``, downloaded once into torch's hub cache.
-
-    Raises:
-        ModelDownloadError: the weights are not cached and cannot be downloaded.
-    """
-    import torchvision
-
-    enum = torchvision.models.get_model_weights(backbone).IMAGENET1K_V1
-    try:
-        return enum.get_state_dict(progress=True, check_hash=True)
-    except Exception as exc:
-        raise ModelDownloadError(
-            f"Could not download the ImageNet weights of {backbone} from {enum.url} "
-            f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); download that file "
-            "elsewhere and pass its path as backbone_weights."
-        ) from None

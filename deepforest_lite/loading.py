@@ -29,9 +29,11 @@ from torch import nn
 from . import checkpoint as ckpt
 from .compat import DeepForestAttributes
 from .config import ModelConfig
+from .downloads import imagenet_backbone_weights
 from .errors import CheckpointError, InvalidInputError
 from .labels import LabelMap
 from .model import build_retinanet, load_backbone_weights, resolve_device
+from .tensorfile import read_state_dict
 
 __all__ = ["Network", "load_network", "network_from_checkpoint", "network_from_exported", "new_network"]
 
@@ -176,9 +178,9 @@ def new_network(
     model = build_retinanet(config, len(label_map))
     if backbone_weights is not None:
         if str(backbone_weights) == "imagenet":
-            weights = ckpt.imagenet_backbone_weights(config.backbone)
+            weights = imagenet_backbone_weights(config.backbone)
         else:
-            weights = ckpt.read_state_dict(backbone_weights)
+            weights = read_state_dict(backbone_weights)
         load_backbone_weights(model, weights)
     model.to(resolve_device(device)).eval()
     return Network(model, label_map, config)

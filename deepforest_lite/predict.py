@@ -11,12 +11,14 @@ through a ``DataLoader`` (optionally in worker processes, so reading overlaps
 with the forward passes), empty windows are skipped, the boxes are shifted
 into raster pixels and merged across overlaps (:mod:`deepforest_lite.merge`),
 and georeferenced rasters get map coordinates (:mod:`deepforest_lite.geo`).
+What it settles before reading a window (the raster argument, the scale and
+grid, a rank's block) is :mod:`deepforest_lite.tiling`; the boxes it keeps
+between batches are a :class:`~deepforest_lite.detections.WindowBoxes`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import sys
 from collections.abc import Sequence
@@ -27,37 +29,23 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .boxes import empty_boxes, make_boxes
 from .checks import check_range
 from .config import PredictConfig
 from .dataset import image_to_tensor
+from .detections import WindowBoxes, detections_to_table
 from .errors import InvalidInputError
 from .labels import LabelMap
 from .raster import RasterSource, check_rgb_array
+from .tiling import GDAL_CACHE_BYTES, open_source, setup_reader_process
+from .tiling import grid_windows as _grid_windows  # cli.predict calls these three through this module
+from .tiling import plan_grid as _plan_grid
+from .tiling import rank_windows as _rank_windows
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .gsd import Scale, ScaledGrid
+    from .gsd import ScaledGrid
     from .ranks import Ranks
-    from .windows import Window
 
 __all__ = ["image_to_tensor", "detections_to_table", "predict_image", "predict_tile", "run_model"]
-
-#: GDAL's block cache, in bytes, in every process that reads windows for :func:`predict_tile`.
-#: Each window is read once, row after row, so a small cache loses little; GDAL's default
-#: (5 % of RAM) would keep most of a large raster's decoded blocks and grow with its size.
-GDAL_CACHE_BYTES: int = 64 * 2**20
-
-
-def detections_to_table(
-    detection: dict[str, Tensor], label_map: LabelMap, image_path: str | None = None
-) -> pd.DataFrame:
-    """One torchvision detection dict (``boxes [N, 4]`` xyxy px, ``labels [N]``, ``scores [N]``) -> box table."""
-    boxes = detection["boxes"].detach().float().cpu().numpy()
-    if len(boxes) == 0:
-        return empty_boxes()
-    labels = label_map.decode(detection["labels"].detach().cpu().numpy())
-    scores = detection["scores"].detach().float().cpu().numpy()
-    return make_boxes(boxes, labels, scores, image_path)
 
 
 @torch.inference_mode()
@@ -258,7 +246,7 @@ def predict_tile(
             f"config must be a PredictConfig, got {type(config).__name__}; "
             "build one with deepforest_lite.PredictConfig(patch_size=..., ...)."
         )
-    source, opened, image_path = _open_source(raster, config, image_path)
+    source, opened, image_path = open_source(raster, config, image_path)
     try:
         georeferenced = isinstance(source, RasterSource) and source.is_georeferenced
         if georeferenced:
@@ -275,7 +263,7 @@ def predict_tile(
         bar_name: Any = name if progress is True else (None if progress is False or progress is None else progress)
         found = _run_windows(model, source, config, device, bar_name, grid, store, ranks)
         if ranks is not None and ranks.shared:
-            found = _WindowBoxes.concat(ranks.gather(found))  # blocks in rank order: the grid's order
+            found = WindowBoxes.concat(ranks.gather(found))  # blocks in rank order: the grid's order
         table = found.table(label_map, image_path)
         if grid is not None:  # window boxes from network pixels to raster pixels
             kx, ky = grid.to_raster
@@ -293,24 +281,6 @@ def predict_tile(
             source.close()
 
 
-def _plan_grid(
-    source: RasterSource | np.ndarray, config: PredictConfig, model_gsd: float | None, name: str
-) -> tuple[Scale, ScaledGrid | None]:
-    """The scale a raster is shown at, and the resampled grid (``None``: the plain grid)."""
-    import warnings
-
-    from .gsd import GSDWarning, plan_scale, scaled_grid, unknown_gsd_message
-
-    from_file = source.gsd if isinstance(source, RasterSource) else None
-    scale = plan_scale(model_gsd, from_file, given=config.gsd, rescale=config.rescale)
-    if scale.raster_gsd is None and scale.model_gsd is not None and config.rescale:
-        warnings.warn(unknown_gsd_message(name, scale.model_gsd), GSDWarning, stacklevel=4)
-    if not scale.rescaled:
-        return scale, None
-    height, width = source.shape[:2]
-    return scale, scaled_grid(height, width, config.patch_size, config.patch_overlap, scale.factor)
-
-
 def _run_windows(
     model: nn.Module,
     source: RasterSource | np.ndarray,
@@ -320,7 +290,7 @@ def _run_windows(
     grid: ScaledGrid | None = None,
     store: Any = None,
     ranks: Ranks | None = None,
-) -> _WindowBoxes:
+) -> WindowBoxes:
     """Read the grid's windows through a DataLoader, run the model on batches, keep the boxes.
 
     ``progress_name`` labels the progress bar; ``None`` shows none; a tqdm bar
@@ -337,7 +307,7 @@ def _run_windows(
     from .dataset import WindowDataset, collate_windows
 
     windows = _rank_windows(_grid_windows(source, config, grid), ranks, config.batch_size)
-    found = _WindowBoxes(windows=len(windows))
+    found = WindowBoxes(windows=len(windows))
     start = found.restore(store.load()) if store is not None else 0
     if store is not None:
         store.saved_windows = start
@@ -351,7 +321,7 @@ def _run_windows(
         num_workers=config.workers,
         collate_fn=collate_windows,
         pin_memory=device.type == "cuda",
-        worker_init_fn=_setup_reader_process,
+        worker_init_fn=setup_reader_process,
     )
     if progress_name is not None and not isinstance(progress_name, str):
         bar, own = progress_name, contextlib.nullcontext()
@@ -384,23 +354,6 @@ def _run_windows(
     return found
 
 
-def _grid_windows(source: RasterSource | np.ndarray, config: PredictConfig, grid: ScaledGrid | None) -> list[Window]:
-    from .windows import window_grid
-
-    if grid is not None:
-        return list(grid.windows)
-    height, width = source.shape[:2]
-    return window_grid(height, width, config.patch_size, config.patch_overlap)
-
-
-def _rank_windows(windows: list[Window], ranks: Ranks | None, batch_size: int) -> list[Window]:
-    """This rank's contiguous block of the grid's windows, in whole batches (all of them without ``ranks``)."""
-    if ranks is None or not ranks.shared:
-        return windows
-    block = ranks.block(len(windows), unit=batch_size)
-    return windows[block.start : block.stop]
-
-
 def _window_checkpoint(
     model: nn.Module, label_map: LabelMap, config: PredictConfig, source: RasterSource | np.ndarray,
     grid: ScaledGrid | None, model_gsd: float | None, path: str | os.PathLike, seconds: float,
@@ -420,115 +373,3 @@ def _window_checkpoint(
     if ranks is not None:
         path = rank_checkpoint_path(path, ranks.rank, ranks.world_size)
     return WindowCheckpoint(path, key, seconds)
-
-
-def _setup_reader_process(worker_id: int = 0) -> None:
-    """``DataLoader`` worker set-up: keep a reader's memory from growing with the raster.
-
-    Bounds GDAL's block cache (:data:`GDAL_CACHE_BYTES`) and, on glibc, fixes
-    malloc's mmap threshold at 128 KiB: glibc otherwise raises the threshold
-    after the first large buffer is freed, so later decoded blocks (0.1-1 MB
-    each) come from the heap, which fragments and keeps growing over thousands
-    of windows. The worker is this package's own process, so the setting
-    touches nothing of the caller's.
-    """
-    from rasterio.env import set_gdal_config
-
-    set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to fix
-            pass
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-
-
-class _WindowBoxes:
-    """Boxes found so far, as small numpy arrays (never the windows' tensors), and window counts."""
-
-    def __init__(self, windows: int) -> None:
-        self.windows = windows
-        self.empty = 0
-        self.resumed = 0
-        self.boxes: list[np.ndarray] = []
-        self.labels: list[np.ndarray] = []
-        self.scores: list[np.ndarray] = []
-        self.offsets: list[np.ndarray] = []
-
-    def add(self, detection: dict[str, Tensor], window: Window) -> None:
-        boxes = detection["boxes"].detach().float().cpu().numpy().reshape(-1, 4)
-        if len(boxes) == 0:
-            return
-        self.boxes.append(boxes.astype(np.float64))
-        self.labels.append(detection["labels"].detach().cpu().numpy().reshape(-1))
-        self.scores.append(detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1))
-        self.offsets.append(np.tile(np.array([[window.col_off, window.row_off]], np.float64), (len(boxes), 1)))
-
-    def restore(self, state: dict[str, Any] | None) -> int:
-        """Take the boxes of a checkpoint's finished windows; returns how many windows it holds."""
-        if state is None:
-            return 0
-        self.empty = state["empty"]
-        self.boxes, self.labels = list(state["boxes"]), list(state["labels"])
-        self.scores, self.offsets = list(state["scores"]), list(state["offsets"])
-        self.resumed = state["next"]
-        return self.resumed
-
-    @classmethod
-    def concat(cls, parts: Sequence[_WindowBoxes]) -> _WindowBoxes:
-        """The boxes of consecutive blocks of one grid (in grid order) as one."""
-        whole = cls(windows=sum(part.windows for part in parts))
-        for part in parts:
-            whole.empty += part.empty
-            whole.resumed += part.resumed
-            whole.boxes += part.boxes
-            whole.labels += part.labels
-            whole.scores += part.scores
-            whole.offsets += part.offsets
-        return whole
-
-    def save(self, store: Any, done: int) -> None:
-        store.save(done, self.empty, self.boxes, self.labels, self.scores, self.offsets)
-
-    def table(self, label_map: LabelMap, image_path: str | None) -> pd.DataFrame:
-        """Window boxes with their window offsets (:data:`merge.OFFSET_COLUMNS`)."""
-        from .merge import OFFSET_COLUMNS
-
-        if not self.boxes:
-            table = empty_boxes()
-            offsets = np.zeros((0, 2))
-        else:
-            labels = label_map.decode(np.concatenate(self.labels))
-            table = make_boxes(np.concatenate(self.boxes), labels, np.concatenate(self.scores), image_path)
-            offsets = np.concatenate(self.offsets)
-        table[OFFSET_COLUMNS[0]] = offsets[:, 0]
-        table[OFFSET_COLUMNS[1]] = offsets[:, 1]
-        return table
-
-
-def _open_source(
-    raster: str | os.PathLike | np.ndarray | RasterSource, config: PredictConfig, image_path: str | None
-) -> tuple[RasterSource | np.ndarray, bool, str | None]:
-    """``(source, opened_here, image_path)`` for :func:`predict_tile`'s ``raster`` argument."""
-    if isinstance(raster, np.ndarray):
-        if config.bands is not None or config.value_range is not None:
-            raise InvalidInputError(
-                "bands and value_range apply to raster files, but an array was given; "
-                "pass the H x W x 3 uint8 RGB array itself, already scaled and ordered."
-            )
-        return check_rgb_array(raster), False, image_path
-    if isinstance(raster, RasterSource):
-        if config.bands is not None or config.value_range is not None:
-            raise InvalidInputError(
-                "bands and value_range were given together with an open RasterSource, which has its own; "
-                "set them when opening it: RasterSource(path, bands=..., value_range=...)."
-            )
-        return raster, False, os.path.basename(raster.path) if image_path is None else image_path
-    if isinstance(raster, (str, os.PathLike)):
-        source = RasterSource(raster, bands=config.bands, value_range=config.value_range)
-        return source, True, os.path.basename(source.path) if image_path is None else image_path
-    raise InvalidInputError(
-        f"Expected a raster path, a RasterSource or an H x W x 3 uint8 array, got {type(raster).__name__}."
-    )

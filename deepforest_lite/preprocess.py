@@ -11,6 +11,10 @@ the origin at the top-left corner of the image, x the column and y the row,
 ``xmax``/``ymax`` exclusive. A box at ``(x, y)`` in the raster is at
 ``(x - col_off, y - row_off)`` in the tile cut at column ``col_off``, row
 ``row_off``.
+
+This module plans the cut (checks, the grid, the scale) and runs it; each
+tile's boxes come from :mod:`deepforest_lite.tileboxes`, the files (folder,
+tile names, tiles) from :mod:`deepforest_lite.tilefiles`.
 """
 
 from __future__ import annotations
@@ -28,28 +32,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .annotations import AnnotationSet, read_annotation_set, write_annotations
-from .boxes import box_areas, clip_boxes, empty_boxes, shift_boxes
-from .checks import check_range
+from .annotations import AnnotationSet, write_annotations
+from .boxes import box_areas, empty_boxes
 from .compat import check_raster_first, deepforest_keywords
-from .errors import AnnotationError, ImageReadError, InvalidInputError, SplitWarning
-from .files import atomic_write_files, check_output_dir, write_errors
-from .geo import MAP_COLUMNS
+from .errors import ImageReadError, InvalidInputError, SplitWarning
+from .files import write_errors
 from .raster import RasterSource
+from .tileboxes import AREA_COLUMN, DEFAULT_MIN_VISIBLE, SOURCE_ROW, check_min_visible, raster_boxes, window_boxes
+from .tilefiles import IMAGE_FORMATS, check_format, check_out_dir, refuse_overwriting_input, tile_name, write_tile
 from .windows import Window, window_grid
 
 __all__ = ["DEFAULT_MIN_VISIBLE", "IMAGE_FORMATS", "SplitResult", "split_raster", "tile_name"]
-
-#: default fraction of a box's area that must lie inside a tile for the box to be kept there
-DEFAULT_MIN_VISIBLE: float = 0.5
-#: ``image_format`` values accepted by :func:`split_raster` -> file extension written
-IMAGE_FORMATS: dict[str, str] = {"tif": "tif", "tiff": "tif", "png": "png"}
-
-# visible fractions this close below ``min_visible`` still count (float noise of
-# fractional coordinates, e.g. boxes converted from map coordinates)
-_FRACTION_TOLERANCE = 1e-9
-_AREA_COLUMN = "__full_area__"
-_SOURCE_ROW = "__source_row__"
 
 
 @dataclass(frozen=True, eq=False)  # holds a DataFrame, which has no plain ==
@@ -94,18 +87,6 @@ class SplitResult:
     def annotations(self) -> pd.DataFrame:
         """The tiles' box table, listing the tiles without boxes in ``attrs["empty_images"]``."""
         return self.annotation_set.to_table()
-
-
-def tile_name(raster: str | os.PathLike[str], window: Window, image_format: str = "tif") -> str:
-    """File name of the tile cut from ``raster`` at ``window``: ``<stem>_<col_off>_<row_off>.<ext>``.
-
-    ``stem`` is the raster's file name without its extension, ``col_off`` and
-    ``row_off`` the window's top-left pixel in the raster (column, row; whole
-    numbers, no padding), ``ext`` ``tif`` or ``png``. For example the window
-    at column 380, row 0 of ``ortho.tif`` is ``ortho_380_0.tif``.
-    """
-    ext = _check_format(image_format)
-    return f"{Path(os.fspath(raster)).stem}_{int(window.col_off)}_{int(window.row_off)}.{ext}"
 
 
 @deepforest_keywords(
@@ -243,25 +224,25 @@ def split_raster(
             message lists the image names found).
     """
     check_raster_first(raster, annotations)
-    ext = _check_format(image_format)
-    _check_fraction(min_visible)
+    ext = check_format(image_format)
+    check_min_visible(min_visible)
     if not isinstance(allow_empty, (bool, np.bool_)):
         raise InvalidInputError(f"allow_empty must be True or False, got {allow_empty!r}.")
     raster = os.fspath(raster)
     if not os.path.isfile(raster):
         raise ImageReadError(f"Raster {raster!r} does not exist or is not a file; check the path.")
-    folder = _check_out_dir(out_dir)
+    folder = check_out_dir(out_dir)
     stem = Path(raster).stem
     csv_path = folder / f"{stem}.csv" if annotations is not None else None
     if csv_path is not None:
-        _refuse_overwriting_input(annotations, csv_path)
+        refuse_overwriting_input(annotations, csv_path)
 
     with RasterSource(raster, bands=bands, value_range=value_range) as source:
         grid = _gsd_grid(source, gsd, patch_size, patch_overlap)
         windows = grid.windows if grid is not None else window_grid(source.height, source.width, patch_size, patch_overlap)
         table = None
         if annotations is not None:
-            table = _raster_boxes(
+            table = raster_boxes(
                 annotations, raster, image_name=image_name, label_column=label_column,
                 label=label, layer=layer,
             )
@@ -357,7 +338,7 @@ def _cut(
             in_band = np.flatnonzero((coords[:, 1] < y1) & (coords[:, 3] > y0))
         band = coords[in_band]
         inside = in_band[(band[:, 0] < x1) & (band[:, 2] > x0)]
-        kept = _window_boxes(boxes, inside, full_area, window, min_visible)
+        kept = window_boxes(boxes, inside, full_area, window, min_visible)
         if len(kept) == 0 and labelled and not allow_empty:
             skipped_empty += 1
             continue
@@ -367,14 +348,14 @@ def _cut(
             continue
         name = tile_name(source.path, window, ext)
         valid = source.valid_mask(window, out_shape=out_shape) if ext == "tif" else None
-        path = _write_tile(rgb, folder / name, ext, source, window, valid, to_raster)
+        path = write_tile(rgb, folder / name, ext, source, window, valid, to_raster)
         if grid is not None and len(kept):  # tile pixels are raster pixels / to_raster
             kept[["xmin", "xmax"]] = kept[["xmin", "xmax"]].to_numpy(np.float64) / to_raster[0]
             kept[["ymin", "ymax"]] = kept[["ymin", "ymax"]].to_numpy(np.float64) / to_raster[1]
         tiles.append(path)
         written.append(window)
         if len(kept):
-            used[kept.pop(_SOURCE_ROW).to_numpy()] = True
+            used[kept.pop(SOURCE_ROW).to_numpy()] = True
             kept["image_path"] = name
             parts.append(kept)
         elif labelled:
@@ -384,7 +365,7 @@ def _cut(
     if parts:
         out = pd.concat(parts, ignore_index=True)
     else:
-        out = boxes.iloc[0:0].drop(columns=[_AREA_COLUMN], errors="ignore").reset_index(drop=True)
+        out = boxes.iloc[0:0].drop(columns=[AREA_COLUMN], errors="ignore").reset_index(drop=True)
     out["image_path"] = out["image_path"].astype(empty_boxes(scores=False)["image_path"].dtype)
     missed = int((~used).sum()) if labelled else 0
     if missed:
@@ -398,168 +379,3 @@ def _cut(
             stacklevel=3,
         )
     return SplitResult(AnnotationSet(out, tuple(empty_tiles)), None, tiles, written, skipped_nodata, skipped_empty)
-
-
-
-def _window_boxes(
-    boxes: pd.DataFrame, rows: np.ndarray, full_area: np.ndarray, window: Window, min_visible: float
-) -> pd.DataFrame:
-    """The boxes kept in ``window``, in its pixels, with their source row in :data:`_SOURCE_ROW`."""
-    subset = boxes.iloc[rows].copy()
-    subset[_AREA_COLUMN] = full_area[rows]
-    subset[_SOURCE_ROW] = rows
-    shifted = shift_boxes(subset, -window.col_off, -window.row_off)
-    clipped = clip_boxes(shifted, window.width, window.height)
-    if len(clipped) == 0:
-        return clipped.drop(columns=[_AREA_COLUMN])
-    visible = box_areas(clipped) / clipped[_AREA_COLUMN].to_numpy(dtype=np.float64)
-    keep = visible >= min_visible - _FRACTION_TOLERANCE
-    return clipped[keep].drop(columns=[_AREA_COLUMN]).reset_index(drop=True)
-
-
-def _write_tile(
-    rgb: np.ndarray, path: Path, ext: str, source: RasterSource, window: Window, valid: np.ndarray | None,
-    to_raster: tuple[float, float] = (1.0, 1.0),
-) -> Path:
-    """Write ``rgb`` (``H x W x 3`` uint8) to ``path`` atomically; returns ``path``.
-
-    Written in a temporary folder beside the tile (:func:`~deepforest_lite.files.atomic_write_files`),
-    so a failed write leaves neither a partial tile nor a side file GDAL made
-    (``.aux.xml``); an ``OSError`` (full disk, read-only) becomes a ``WriteError``.
-    """
-
-    def write(tmp: str) -> None:
-        if ext == "png":
-            from PIL import Image
-
-            Image.fromarray(rgb).save(tmp, format="PNG")
-        else:
-            _write_geotiff(rgb, tmp, source, window, valid, to_raster)
-
-    atomic_write_files(path, write)
-    return path
-
-
-def _write_geotiff(
-    rgb: np.ndarray, path: str, source: RasterSource, window: Window, valid: np.ndarray | None,
-    to_raster: tuple[float, float] = (1.0, 1.0),
-) -> None:
-    import rasterio
-    from affine import Affine
-    from rasterio.errors import NotGeoreferencedWarning
-
-    height, width = rgb.shape[:2]
-    profile: dict[str, Any] = dict(
-        driver="GTiff", width=width, height=height, count=3, dtype="uint8",
-        photometric="RGB", compress="deflate", predictor=2,
-    )
-    georeferenced = source.crs is not None or source.transform != Affine.identity()
-    if georeferenced:
-        profile.update(
-            crs=source.crs,
-            transform=source.transform @ Affine.translation(window.col_off, window.row_off)
-            @ Affine.scale(*to_raster),
-        )
-    with warnings.catch_warnings(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(rgb.transpose(2, 0, 1))
-            if valid is not None and not valid.all():
-                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
-
-
-# -- annotations --------------------------------------------------------------
-
-
-def _raster_boxes(
-    annotations: str | os.PathLike[str] | pd.DataFrame | AnnotationSet,
-    raster: str,
-    *,
-    image_name: str | None,
-    label_column: str,
-    label: str | None,
-    layer: str | int | None,
-) -> pd.DataFrame:
-    """The raster's boxes in its pixels (the box table alone: the tiles' empty images are the cut's)."""
-    target = os.path.basename(os.fspath(image_name if image_name is not None else raster))
-    if isinstance(annotations, (pd.DataFrame, AnnotationSet)):
-        if isinstance(annotations, pd.DataFrame):
-            if "image_path" not in annotations.columns:  # a table about this raster alone
-                annotations = annotations.assign(image_path=target)
-            annotations = AnnotationSet.from_table(annotations)
-        source = pd.DataFrame(annotations.boxes.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
-        table = read_annotation_set(AnnotationSet(source, annotations.empty_images), raster=raster, label=label)
-        what = "the annotation table"
-    elif isinstance(annotations, (str, os.PathLike)):
-        table = read_annotation_set(
-            annotations, raster=raster, label_column=label_column, label=label, layer=layer
-        )
-        what = repr(os.fspath(annotations))
-    else:
-        raise InvalidInputError(
-            f"annotations must be a file path or a box table, got {type(annotations).__name__}; "
-            "pass e.g. 'boxes.csv', 'crowns.gpkg' or a DataFrame from read_annotations."
-        )
-    names = table.boxes["image_path"].map(lambda p: os.path.basename(str(p)))
-    rows = table.boxes[(names == target).to_numpy()]
-    negatives = [p for p in table.empty_images if os.path.basename(p) == target]
-    if len(rows) == 0 and not negatives:
-        found = sorted({*names, *(os.path.basename(p) for p in table.empty_images)})
-        shown = found[:10] + (["..."] if len(found) > 10 else [])
-        hint = (
-            "pass image_name= (--image-name) naming the raster as the annotations do" if found
-            else "check that the file holds boxes"
-        )
-        raise AnnotationError(
-            f"{what} has no boxes for the raster {target!r} (matched by file name); the images "
-            f"it names are {shown}, so {hint}."
-        )
-    rows = rows.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore").reset_index(drop=True)
-    return rows
-
-
-# -- checks -------------------------------------------------------------------
-
-
-def _check_format(image_format: str) -> str:
-    ext = IMAGE_FORMATS.get(str(image_format).lower().lstrip(".")) if isinstance(image_format, str) else None
-    if ext is None:
-        raise InvalidInputError(
-            f"image_format must be 'tif' or 'png', got {image_format!r}; "
-            "'tif' keeps the georeferencing."
-        )
-    return ext
-
-
-def _check_fraction(min_visible: float) -> None:
-    check_range(
-        "min_visible", min_visible, 0, 1, kind="fraction of a box's area",
-        hint=f"e.g. {DEFAULT_MIN_VISIBLE} keeps a cut box when half of it is inside the tile",
-    )
-
-
-def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
-    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
-        raise InvalidInputError(
-            f"out_dir must be a folder path, got {out_dir!r}; e.g. out_dir='tiles'."
-        )
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise InvalidInputError(
-            f"out_dir {str(folder)!r} is a file, not a folder; give a folder for the tiles."
-        )
-    check_output_dir(folder, "out_dir")  # creatable and writable, before any tile is cut
-    return folder
-
-
-def _refuse_overwriting_input(annotations: Any, csv_path: Path) -> None:
-    if isinstance(annotations, (str, os.PathLike)) and csv_path.exists():
-        try:
-            same = os.path.samefile(os.fspath(annotations), csv_path)
-        except OSError:
-            same = False
-        if same:
-            raise InvalidInputError(
-                f"The tiles' CSV {str(csv_path)!r} would overwrite the input annotations; "
-                "choose another out_dir."
-            )

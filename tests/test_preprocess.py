@@ -15,7 +15,7 @@ from affine import Affine
 from PIL import Image
 
 import deepforest_lite as dfl
-from deepforest_lite import preprocess
+from deepforest_lite import tilefiles
 from deepforest_lite.boxes import make_boxes
 from deepforest_lite.errors import AnnotationError, InvalidInputError
 from deepforest_lite.geo import boxes_to_map, write_boxes
@@ -433,7 +433,7 @@ def test_failed_write_leaves_no_partial_tile(make_raster, tmp_path, monkeypatch)
         Path(path).write_bytes(b"half a tiff")
         raise OSError("disk full")
 
-    monkeypatch.setattr(preprocess, "_write_geotiff", broken)
+    monkeypatch.setattr(tilefiles, "write_geotiff", broken)
     out = tmp_path / "t"
     with pytest.raises(OSError, match="the disk is full"):
         split_raster(src.path, src.boxes, patch_size=100, patch_overlap=0.0, out_dir=out, progress=False)

@@ -227,7 +227,7 @@ CASES: list[Case] = [
     Case("predict-output-dir-disk-full", lambda w: predict(w, "--output-dir", w.p("out"), "--format", "csv"), "the disk is full", absent=("out/ortho.csv",), patch=_fail_writer("pandas.DataFrame.to_csv", _disk_full())),
     Case("predict-plot-disk-full", lambda w: predict(w, "--output", w.p("x.csv"), "--plot", w.p("p.png")), "the disk is full", absent=("p.png",), patch=_fail_writer("PIL.Image.Image.save", _disk_full())),
     Case("evaluate-output-disk-full", lambda w: evaluate(w, "--output", w.p("m.csv")), "the disk is full", absent=("m.csv",), patch=_fail_writer("pandas.DataFrame.to_csv", _disk_full())),
-    Case("split-tile-disk-full", lambda w: split(w, "--out-dir", w.p("tiles")), "the disk is full", absent=("tiles/ortho_0_0.tif", "tiles/ortho.csv"), patch=_fail_writer("deepforest_lite.preprocess._write_geotiff", _disk_full())),
+    Case("split-tile-disk-full", lambda w: split(w, "--out-dir", w.p("tiles")), "the disk is full", absent=("tiles/ortho_0_0.tif", "tiles/ortho.csv"), patch=_fail_writer("deepforest_lite.tilefiles.write_geotiff", _disk_full())),
     Case("api-write-boxes-disk-full", api(lambda w: dfl.write_boxes(dfl.read_annotations(w.truth), w.p("b.csv"))), "the disk is full", error=dfl.WriteError, absent=("b.csv",), patch=_fail_writer("pandas.DataFrame.to_csv", _disk_full())),
     Case("api-write-boxes-onto-a-folder", api(lambda w: dfl.write_boxes(dfl.read_annotations(w.truth), w.folder)), "it is a folder", error=dfl.WriteError),
     Case("api-save-disk-full", api(lambda w: dfl.load_model(w.model).save(w.p("saved.pt"))), "the disk is full", error=dfl.WriteError, absent=("saved.pt",), patch=_fail_writer("safetensors.torch.save_file", _disk_full())),

@@ -16,8 +16,8 @@ from torch import nn
 
 from ..boxes import make_boxes
 from ..config import ModelConfig, TrainConfig
+from ..detections import detections_to_table
 from ..labels import LabelMap
-from ..predict import detections_to_table
 from .schedules import _step_scheduler
 
 MONITOR = "val_map50"
