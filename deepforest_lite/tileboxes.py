@@ -89,12 +89,13 @@ def raster_boxes(
     """
     target = os.path.basename(os.fspath(image_name if image_name is not None else raster))
     if isinstance(annotations, (pd.DataFrame, AnnotationSet)):
-        if isinstance(annotations, pd.DataFrame):
-            if "image_path" not in annotations.columns:  # a table about this raster alone
-                annotations = annotations.assign(image_path=target)
-            annotations = AnnotationSet.from_table(annotations)
-        source = pd.DataFrame(annotations.boxes.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
-        table = read_annotation_set(AnnotationSet(source, annotations.empty_images), raster=raster, label=label)
+        given = annotations
+        if isinstance(given, pd.DataFrame):
+            if "image_path" not in given.columns:  # a table about this raster alone
+                given = given.assign(image_path=target)
+            given = AnnotationSet.from_table(given)
+        source = pd.DataFrame(given.boxes.drop(columns=["geometry", *MAP_COLUMNS], errors="ignore"))
+        table = read_annotation_set(AnnotationSet(source, given.empty_images), raster=raster, label=label)
         what = "the annotation table"
     elif isinstance(annotations, (str, os.PathLike)):
         table = read_annotation_set(
