@@ -158,7 +158,7 @@ def build_augmentation(
 
 
 def apply_augmentation(
-    pipeline: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: Sequence[int]
+    pipeline: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``pipeline``; returns ``(image H' x W' x 3 uint8, boxes [M, 4] float32, labels [M] int64)``."""
     out = pipeline(image=image, bboxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels=list(labels))

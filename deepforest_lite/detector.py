@@ -332,6 +332,7 @@ class Detector(Network):
         gsd = training_gsd(gsd, self.gsd, train, run.get("root_dir"), run.get("labels"))
         self._config = dataclasses.replace(self._config, gsd=gsd)
         result = fit_model(self.model, self.label_map, self._config, train, val, config=config, **run)
+        assert result.label_map is not None  # fit_model always says which labels it trained
         self.label_map = result.label_map
         self.metadata["training"] = {"output_dir": str(result.output_dir), "metrics": result.metrics}
         return result

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNet
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from .config import ENGINES
 from .errors import InvalidInputError
@@ -190,11 +191,13 @@ class ExportedRetinaNet(RetinaNet):
         source: where the network came from (a file, or ``"in-memory export"``).
     """
 
+    anchor_generator: AnchorGenerator  # set by RetinaNet.__init__ (a submodule: nn.Module would type it Tensor | Module)
+
     def __init__(
         self,
         network: Any,
         engine: str,
-        transform: nn.Module,
+        transform: GeneralizedRCNNTransform,
         anchor_generator: AnchorGenerator,
         *,
         num_classes: int,

@@ -50,7 +50,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +60,9 @@ from .config import ModelConfig
 from .errors import CheckpointError, InvalidInputError
 from .files import atomic_write
 from .labels import LabelMap
+
+if TYPE_CHECKING:
+    from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -98,7 +101,7 @@ class RetinaNetNetwork(nn.Module):
     ``RetinaNetHead`` computes before it flattens and concatenates them.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: RetinaNetHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.cls_conv = head.classification_head.conv
@@ -141,7 +144,7 @@ def output_names(levels: int = len(LEVELS)) -> list[str]:
     return [f"cls_logits_{n}" for n in names] + [f"bbox_regression_{n}" for n in names]
 
 
-def export_metadata(model: nn.Module, label_map: LabelMap, config: ModelConfig, fmt: str) -> dict[str, Any]:
+def export_metadata(model: RetinaNet, label_map: LabelMap, config: ModelConfig, fmt: str) -> dict[str, Any]:
     """The JSON document stored with an export (see the module docstring).
 
     ``config`` is serialised field by field (:func:`dataclasses.asdict`), so every
@@ -170,7 +173,7 @@ def export_metadata(model: nn.Module, label_map: LabelMap, config: ModelConfig, 
     }
 
 
-def onnx_bytes(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> bytes:
+def onnx_bytes(model: RetinaNet, metadata: Mapping[str, Any] | None = None) -> bytes:
     """The network of the torchvision RetinaNet ``model`` as an ONNX model (dynamic batch and image size).
 
     ``metadata`` (a JSON-serialisable dict) is stored under :data:`METADATA_KEY`.
@@ -188,7 +191,8 @@ def onnx_bytes(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> b
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
         torch.onnx.export(
-            network, (torch.zeros(_EXAMPLE_SHAPE),), buffer, dynamo=False, opset_version=OPSET,
+            # the TorchScript-based exporter (dynamo=False) writes to file objects too; torch types only paths
+            network, (torch.zeros(_EXAMPLE_SHAPE),), buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
             input_names=["images"], output_names=names, dynamic_axes=dynamic, do_constant_folding=True,
         )
     proto = onnx.load_model_from_string(buffer.getvalue())
@@ -202,7 +206,7 @@ def onnx_bytes(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> b
 
 
 def export_model(
-    model: nn.Module, label_map: LabelMap, config: ModelConfig, path: str | os.PathLike, fmt: str = "onnx"
+    model: RetinaNet, label_map: LabelMap, config: ModelConfig, path: str | os.PathLike, fmt: str = "onnx"
 ) -> Path:
     """Write the network of ``model`` with its metadata to ``path`` (atomically).
 
@@ -231,7 +235,7 @@ def export_model(
     return path
 
 
-def _cpu_network(model: nn.Module) -> nn.Module:
+def _cpu_network(model: RetinaNet) -> nn.Module:
     """An eval-mode float32 CPU copy of ``model``'s network (the original stays on its device)."""
     import copy
 

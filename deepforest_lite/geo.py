@@ -354,8 +354,9 @@ def _write(table: pd.DataFrame, tmp: Path, ext: str, rfc7946: bool = False) -> N
     kwargs: dict[str, Any] = {"geometry_type": "Polygon"} if len(table) == 0 else {}
     if rfc7946:  # GDAL then writes no crs member and orients rings as RFC 7946 says
         kwargs["layer_options"] = {"RFC7946": "YES"}
+    frame: gpd.GeoDataFrame = table  # a vector format: write_boxes checked its geometry column
     try:
-        table.to_file(tmp, driver=VECTOR_DRIVERS[ext], engine="pyogrio", **kwargs)
+        frame.to_file(tmp, driver=VECTOR_DRIVERS[ext], engine="pyogrio", **kwargs)
     except OSError:
         raise
     except Exception as exc:  # pyogrio reports unusable columns as RuntimeError subclasses

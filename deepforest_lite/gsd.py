@@ -168,7 +168,7 @@ def common_gsd(
     every file) when every file has a usable GSD and all lie within
     ``tolerance`` of each other, else ``None``; ``note`` says why.
     """
-    values = []
+    values: list[float] = []
     for path in paths:
         found = file_gsd(path)
         if found is None:
@@ -255,6 +255,7 @@ def plan_scale(
     """
     model_gsd = check_gsd(model_gsd, "model gsd")
     given = check_gsd(given)
+    source: str | None
     if given is not None:
         raster, source = (given, given), "given"
     else:

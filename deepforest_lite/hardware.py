@@ -14,9 +14,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
+from typing import TYPE_CHECKING, cast
 
 from .config import TrainConfig
 from .errors import InvalidInputError, first_sentence
+
+if TYPE_CHECKING:
+    from lightning.fabric.connector import _PRECISION_INPUT
 
 __all__ = ["check_logger", "check_trainer_settings"]
 
@@ -51,7 +55,8 @@ def check_trainer_settings(config: TrainConfig) -> None:
                 devices=config.devices,
                 strategy=config.strategy,
                 num_nodes=config.num_nodes,
-                precision=config.precision,
+                # any text: checking it against Lightning's names is what this Trainer is built for
+                precision=cast("_PRECISION_INPUT", config.precision),
                 logger=False,
                 enable_checkpointing=False,
                 enable_progress_bar=False,

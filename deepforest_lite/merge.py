@@ -86,9 +86,9 @@ def shift_windows(
     shifted = []
     for table, window in zip(tables, windows):
         check_columns(table, BOX_COLUMNS, what="window box table")
-        dx, dy = _offset(window)
+        col_off, row_off = _offset(window)
         if len(table):
-            shifted.append(shift_boxes(table, dx, dy))
+            shifted.append(shift_boxes(table, col_off, row_off))
     if not shifted:
         return empty_boxes()
     return pd.concat(shifted, ignore_index=True)

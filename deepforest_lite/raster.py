@@ -70,13 +70,24 @@ class WindowLike(Protocol):
     """Anything with integer ``col_off``, ``row_off``, ``width``, ``height`` in px.
 
     :class:`deepforest_lite.windows.Window` and :class:`rasterio.windows.Window`
-    both qualify.
+    both qualify (read-only members, so frozen dataclasses match).
     """
 
-    col_off: Any
-    row_off: Any
-    width: Any
-    height: Any
+    @property
+    def col_off(self) -> Any:
+        """First column, px."""
+
+    @property
+    def row_off(self) -> Any:
+        """First row, px."""
+
+    @property
+    def width(self) -> Any:
+        """Columns, px."""
+
+    @property
+    def height(self) -> Any:
+        """Rows, px."""
 
 
 class RasterSource:

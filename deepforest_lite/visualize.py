@@ -114,11 +114,12 @@ def draw_boxes(
         parts = []
         if labels is not None:
             parts.append(labels[i])
-        known = scores is not None and bool(np.isfinite(scores[i]))
+        score = float(scores[i]) if scores is not None else math.nan
+        known = bool(np.isfinite(score))
         if show_scores and known:
-            parts.append(f"{scores[i]:.2f}")
+            parts.append(f"{score:.2f}")
         if parts:
-            captions.append((-scores[i] if known else math.inf, x0, y0, " ".join(parts)))
+            captions.append((-score if known else math.inf, x0, y0, " ".join(parts)))
     taken = np.zeros((height, width), dtype=bool)  # picture pixels under a caption already drawn
     # after all outlines, so no outline crosses a caption; best score first, stable for ties
     for _, x0, y0, text in sorted(captions, key=lambda c: c[0]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -70,8 +70,9 @@ def _match_all(
 ) -> dict[str, Any]:
     """Per-image assignment; returns the per-box results, annotated predictions and per-image counts."""
     has_score = "score" in preds.columns
-    pred_groups = {k: g for k, g in preds.groupby("image_path", sort=False)}
-    truth_groups = {k: g for k, g in truth.groupby("image_path", sort=False)}
+    # _prepare made image_path str; pandas types group keys as any scalar
+    pred_groups = {cast(str, k): g for k, g in preds.groupby("image_path", sort=False)}
+    truth_groups = {cast(str, k): g for k, g in truth.groupby("image_path", sort=False)}
     images = sorted(set(pred_groups) | set(truth_groups) | set(marker_images))
 
     result_parts: list[pd.DataFrame] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -188,6 +188,7 @@ def _confusion(matched_rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(
         0, index=pd.Index(labels, name="true_label"), columns=pd.Index(labels, name="predicted_label")
     )
-    for (t, p), n in matched_rows.groupby(["true_label", "predicted_label"]).size().items():
+    for key, n in matched_rows.groupby(["true_label", "predicted_label"]).size().items():
+        t, p = cast("tuple[Any, Any]", key)  # grouped by two columns: (true label, predicted label)
         table.loc[str(t), str(p)] = int(n)
     return table.astype("int64")

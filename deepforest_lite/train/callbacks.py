@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -27,12 +27,13 @@ class _ExportCheckpoints(L.Callback):
         self.best_threshold: float | None = None
         self._started = time.perf_counter()
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: DetectorModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: DetectorModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        module = cast(DetectorModule, pl_module)  # fit_model gives this callback to a Trainer of a DetectorModule
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
         extra = {
             **self.provenance,
@@ -41,14 +42,14 @@ class _ExportCheckpoints(L.Callback):
             "wall_time_s_this_session": round(time.perf_counter() - self._started, 1),
         }
         save = lambda name: ckpt.save_checkpoint(  # noqa: E731
-            self.output_dir / name, pl_module.model.state_dict(), pl_module.label_map,
-            _live_config(pl_module), extra=extra,
+            self.output_dir / name, module.model.state_dict(), module.label_map,
+            _live_config(module), extra=extra,
         )
         save("last.safetensors")
         score = metrics.get(self.monitor) if self.monitor else None
         if score is not None and (self.best_score is None or score > self.best_score):
             self.best_score = score
-            self.best_threshold = float(pl_module.model.score_thresh)
+            self.best_threshold = float(module.model.score_thresh)
             save("best.safetensors")
 
     def state_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import pandas as pd
@@ -33,6 +33,10 @@ from .callbacks import _ExportCheckpoints
 from .module import MONITOR, NEW_HEAD_SCORE_THRESHOLD, DetectorModule
 from .resume import _check_run_folder, _resume_path, _run_identity, _write_run_file
 from .schedules import LR_SCHEDULES, OPTIMIZERS
+
+if TYPE_CHECKING:
+    from lightning.fabric.connector import _PRECISION_INPUT
+    from torchvision.models.detection.retinanet import RetinaNet
 
 LOGGERS: tuple[str, ...] = ("csv", "tensorboard")
 
@@ -167,7 +171,7 @@ def fit_options() -> list[str]:
 
 
 def fit_model(
-    model: nn.Module,
+    model: RetinaNet,
     label_map: LabelMap,
     model_config: ModelConfig,
     train: str | os.PathLike | pd.DataFrame | AnnotationSet,
@@ -323,7 +327,7 @@ def _trainer(
         devices=config.devices,
         strategy=config.strategy,
         num_nodes=config.num_nodes,
-        precision=config.precision,
+        precision=cast("_PRECISION_INPUT", config.precision),  # a Lightning name (check_trainer_settings checked it)
         accumulate_grad_batches=config.accumulate_grad_batches,
         callbacks=[*callbacks, L.pytorch.callbacks.LearningRateMonitor("step")],
         logger=logger,

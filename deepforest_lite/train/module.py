@@ -6,7 +6,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -19,6 +19,9 @@ from ..config import ModelConfig, TrainConfig
 from ..detections import detections_to_table
 from ..labels import LabelMap
 from .schedules import _step_scheduler
+
+if TYPE_CHECKING:
+    from torchvision.models.detection.retinanet import RetinaNet
 
 MONITOR = "val_map50"
 #: Score threshold of the predictions scored during validation (the chosen threshold is found above it).
@@ -39,7 +42,7 @@ class DetectorModule(L.LightningModule):
     """
 
     def __init__(
-        self, model: nn.Module, label_map: LabelMap, model_config: ModelConfig, train_config: TrainConfig
+        self, model: RetinaNet, label_map: LabelMap, model_config: ModelConfig, train_config: TrainConfig
     ) -> None:
         super().__init__()
         self.model = model
@@ -151,6 +154,7 @@ class DetectorModule(L.LightningModule):
         """The optimiser and learning-rate schedule of ``train_config``."""
         cfg = self.train_config
         params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer: torch.optim.Optimizer
         if cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         else:

@@ -20,6 +20,7 @@ def _step_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: i
     rest = max(1, total - warmup)
     if cfg.lr_schedule == "onecycle":
         return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total)
+    main: sched.LRScheduler
     if cfg.lr_schedule == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=rest, eta_min=cfg.lr * 0.01)
     elif cfg.lr_schedule == "step":
