@@ -53,7 +53,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -287,7 +287,7 @@ def _from_deepforest(
         raise MissingLabelsError(
             f"{source!r} stores no label names for its {arch['num_classes']} class(es); "
             "pass them, e.g. load_model(path, labels=['Tree']) (on the command line: --labels Tree).",
-            num_classes=int(arch["num_classes"]),
+            num_classes=int(cast(int, arch["num_classes"])),
         )
     if len(label_map) != arch["num_classes"]:
         raise CheckpointError(
@@ -296,7 +296,7 @@ def _from_deepforest(
         )
     config = ModelConfig(
         backbone=str(arch["backbone"]),
-        fpn_channels=int(arch["fpn_channels"]),
+        fpn_channels=int(cast(int, arch["fpn_channels"])),
         frozen_batchnorm=bool(arch["frozen_batchnorm"]),
         head_norm=str(arch["head_norm"]),
         gsd=None if label_map.names == ("Bird",) else DEEPFOREST_GSD,

@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,10 +36,7 @@ from .detections import WindowBoxes, detections_to_table
 from .errors import InvalidInputError
 from .labels import LabelMap
 from .raster import RasterSource, check_rgb_array
-from .tiling import GDAL_CACHE_BYTES, open_source, setup_reader_process
-from .tiling import grid_windows as _grid_windows  # cli.predict calls these three through this module
-from .tiling import plan_grid as _plan_grid
-from .tiling import rank_windows as _rank_windows
+from .tiling import GDAL_CACHE_BYTES, grid_windows, open_source, plan_grid, rank_windows, setup_reader_process
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gsd import ScaledGrid
@@ -62,7 +59,8 @@ def run_model(
         return model(batch)
     # The network runs in bfloat16 / float16; box decoding and NMS get float32 head outputs, so
     # coordinates keep full precision (bfloat16 rounds 300 px to steps of 2 px).
-    hook = model.head.register_forward_hook(lambda module, args, out: {k: v.float() for k, v in out.items()})
+    head = cast(torch.nn.Module, model.head)  # nn.Module types attributes as Tensor | Module
+    hook = head.register_forward_hook(lambda module, args, out: {k: v.float() for k, v in out.items()})
     try:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16):
             return model(batch)
@@ -249,11 +247,11 @@ def predict_tile(
     source, opened, image_path = open_source(raster, config, image_path)
     try:
         georeferenced = isinstance(source, RasterSource) and source.is_georeferenced
-        if georeferenced:
+        if isinstance(source, RasterSource) and georeferenced:
             check_north_up(source.transform)  # fail before the long part, not after it
         device = resolve_device(config.device)
         name = image_path or ("array" if isinstance(source, np.ndarray) else os.path.basename(source.path))
-        scale, grid = _plan_grid(source, config, model_gsd, name)
+        scale, grid = plan_grid(source, config, model_gsd, name)
         store = None
         if checkpoint is not None:
             store = _window_checkpoint(
@@ -270,14 +268,14 @@ def predict_tile(
             table[["xmin", "xmax"]] *= kx
             table[["ymin", "ymax"]] *= ky
         merged = merge_windows(table, iou_threshold=config.iou_threshold, class_aware=config.class_aware_merge)
-        if georeferenced:
+        if isinstance(source, RasterSource) and georeferenced:
             merged = boxes_to_map(merged, source.transform, source.crs)
         merged.attrs.update(windows=found.windows, empty_windows=found.empty, **scale.attrs(grid))
         if store is not None:
             merged.attrs["resumed_windows"] = found.resumed
         return merged
     finally:
-        if opened:
+        if opened and isinstance(source, RasterSource):
             source.close()
 
 
@@ -306,7 +304,7 @@ def _run_windows(
 
     from .dataset import WindowDataset, collate_windows
 
-    windows = _rank_windows(_grid_windows(source, config, grid), ranks, config.batch_size)
+    windows = rank_windows(grid_windows(source, config, grid), ranks, config.batch_size)
     found = WindowBoxes(windows=len(windows))
     start = found.restore(store.load()) if store is not None else 0
     if store is not None:
@@ -324,7 +322,7 @@ def _run_windows(
         worker_init_fn=setup_reader_process,
     )
     if progress_name is not None and not isinstance(progress_name, str):
-        bar, own = progress_name, contextlib.nullcontext()
+        bar, own = progress_name, cast(contextlib.AbstractContextManager[Any], contextlib.nullcontext())
         bar.update(start)
     else:
         bar = tqdm(
@@ -368,7 +366,7 @@ def _window_checkpoint(
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
     settings.update(model_gsd=model_gsd, out_shape=None if grid is None else list(grid.out_shape))
     key = checkpoint_key(
-        model, list(label_map.names), settings, source, _rank_windows(_grid_windows(source, config, grid), ranks, config.batch_size)
+        model, list(label_map.names), settings, source, rank_windows(grid_windows(source, config, grid), ranks, config.batch_size)
     )
     if ranks is not None:
         path = rank_checkpoint_path(path, ranks.rank, ranks.world_size)

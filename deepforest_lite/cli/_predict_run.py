@@ -201,13 +201,13 @@ def survey_bar(
 
     from tqdm.auto import tqdm
 
-    from .. import predict as predict_module
+    from .. import tiling
 
     total = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for raster, _, source in jobs:
-            _, grid = predict_module._plan_grid(source, config, detector.gsd, os.path.basename(raster))
-            windows = predict_module._grid_windows(source, config, grid)
-            total += len(predict_module._rank_windows(windows, window_ranks, config.batch_size))
+            _, grid = tiling.plan_grid(source, config, detector.gsd, os.path.basename(raster))
+            windows = tiling.grid_windows(source, config, grid)
+            total += len(tiling.rank_windows(windows, window_ranks, config.batch_size))
     return tqdm(total=total, unit="window", file=sys.stderr, dynamic_ncols=True)
