@@ -1,7 +1,7 @@
 """'I annotated 10 plots of my own forest': fine-tune on N plots of a site, score its other plots, against zero-shot.
 
-    python scripts/train_default_model.py --work-dir runs/tree-lite          # writes runs/tree-lite/holdout_<SITE>.csv
-    python benchmarks/finetune_site.py --annotations runs/tree-lite/holdout_CLBJ.csv --plots 10 --epochs 30
+    python scripts/train_default_model.py --work-dir runs/tree-lite --prepare-only   # writes runs/tree-lite/holdout_<SITE>.csv
+    python benchmarks/finetune_site.py --annotations runs/tree-lite/holdout_CLBJ.csv --plots 10 --val-plots 2 --epochs 15 --lr 1e-4
 
 A plot is the NEON plot id at the start of the image name (``CLBJ_001`` in ``CLBJ_001_2018...``), so
 both flights of one plot land on the same side. The first ``--plots`` plot ids (sorted) are the

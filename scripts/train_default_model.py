@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="write train.csv and the held-out holdout*.csv, then stop (no training)")
     parser.add_argument("--exclude-sites", default="", help="comma-separated tree-top-view sites not to train on")
     parser.add_argument("--exclude-splits", default="",
                         help="comma-separated tree-top-view export splits not to train on (train: the wedged copies)")
@@ -135,6 +137,8 @@ def main() -> None:
     exclude_sites = [x for x in args.exclude_sites.split(",") if x]
     exclude_splits = [x for x in args.exclude_splits.split(",") if x]
     train_csv, holdout_csv = prepare(args.data, args.work_dir, exclude_sites, exclude_splits)
+    if args.prepare_only:
+        return
 
     torch.manual_seed(train_config.seed)
     detector = dfl.Detector(["Tree"], config=model_config, device="cpu")
