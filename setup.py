@@ -50,7 +50,7 @@ setup(
         "onnx>=1.15,<2",
     ],
     extras_require={
-        "dev": ["pytest>=7,<10", "ruff>=0.6", "mypy>=1.10", "pandas-stubs>=2.0", "types-PyYAML", "types-tqdm"],
+        "dev": ["pytest>=7,<10", "pytest-xdist>=3.5", "ruff>=0.6", "mypy>=1.10", "pandas-stubs>=2.0", "types-PyYAML", "types-tqdm"],
         "tensorboard": ["tensorboard>=2.14,<3"],
     },
     entry_points={"console_scripts": ["deepforest-lite=deepforest_lite.cli:main"]},
