@@ -23,7 +23,7 @@ Settings (``--settings``, comma separated; ``b`` batch size, ``t`` threads):
 
 Models (``--model``): ``bundled`` (the shipped tree-lite model) or
 ``deepforest-r50`` (a DeepForest-layout ResNet-50 RetinaNet with random
-weights that finds many boxes, as in tests/test_engines.py), or a checkpoint path.
+weights that finds many boxes; tests/test_engines.py checks engines on it too), or a checkpoint path.
 
 Example (the figures in docs/performance.md)::
 
@@ -54,7 +54,9 @@ ALL = (
 
 
 def deepforest_r50_folder(root: Path) -> Path:
-    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights (seed 0)."""
+    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights (seed 0), in
+    ``root / "deepforest_r50_random"`` (kept there: a second call returns it). Its weights are the
+    same on every call; tests/test_engines.py loads this function to compare engines on them."""
     import torch
     import torchvision
     from safetensors.torch import save_file

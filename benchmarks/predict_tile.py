@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     det, model_name = load_detector(args.model, args.device)
     import geopandas  # noqa: F401  one-off imports (merging, map coordinates) stay out of the timed run
     import shapely  # noqa: F401
+
     from deepforest_lite.raster import RasterSource
 
     with RasterSource(path) as source:

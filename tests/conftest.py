@@ -11,11 +11,59 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DEEPFOREST_LITE_CACHE", os.path.join(__import__("tempfile").gettempdir(), "dfl_test_cache"))
 
 from pathlib import Path  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
 
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def import_benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` as a module, for tests that share its builders (the scripts are no
+    package; loaded by path as ``benchmark_<name>``, so nothing is added to ``sys.path``)."""
+    import importlib.util
+    import sys
+
+    module_name = f"benchmark_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / "benchmarks" / f"{name}.py")
+        assert spec is not None and spec.loader is not None, name
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def doc_table(page: str, first_header: str) -> list[dict[str, str]]:
+    """The one Markdown table of ``docs/<page>`` whose first header cell is ``first_header``.
+
+    Returns one dict per body row, header text -> cell text, with the emphasis and code marks
+    (``*``, `````) stripped, so tests can check the figures a page records against a fresh run.
+    """
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] | None = None
+    for line in (REPO / "docs" / page).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            current = None
+            continue
+        cells = [c.strip().replace("**", "").strip("*`").replace("`", "") for c in line.strip().strip("|").split("|")]
+        if current is None:
+            current = [cells]
+            if cells[0] == first_header:
+                tables.append(current)
+        elif not set("".join(cells)) <= set("-: "):  # skip the |---| line
+            current.append(cells)
+    assert len(tables) == 1, f"docs/{page}: {len(tables)} tables headed {first_header!r}, expected one"
+    header, *rows = tables[0]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def doc_figures(cell: str) -> list[float]:
+    """The numbers in a table cell, in order: ``"0.745 / 0.623 / 0.679"`` -> [0.745, 0.623, 0.679]; ``"1,942"`` -> [1942]."""
+    import re
+
+    return [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", cell)]
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +104,37 @@ def tiny_detector():
     return make
 
 
+@pytest.fixture(scope="session")
+def boxy_detector(tiny_detector):
+    """Factory for tiny random detectors that do find boxes: ``boxy_detector(labels=("Tree",), seed=5,
+    per_image=20, topk_candidates=50, **options)`` (options as for ``tiny_detector``). Every class
+    logit's bias is raised to 0.5, so scores spread over (0, 1) and boxes pass the score threshold;
+    ``per_image`` boxes at most per window."""
+
+    def make(labels=("Tree",), seed: int = 5, per_image: int = 20, topk_candidates: int = 50, **options):
+        import torch
+
+        det = tiny_detector(list(labels), seed=seed, topk_candidates=topk_candidates, **options)
+        det.detections_per_image = per_image
+        with torch.no_grad():
+            det.model.head.classification_head.cls_logits.bias.fill_(0.5)
+        return det
+
+    return make
+
+
+@pytest.fixture
+def model_file(boxy_detector, tmp_path) -> str:
+    """Path of a saved :func:`boxy_detector` checkpoint (seed 5, 20 boxes per window) that looks at
+    windows at half resolution (``scale_factor=0.5``), to keep CLI tests fast."""
+    return str(boxy_detector(scale_factor=0.5).save(tmp_path / "model.pt"))
+
+
 # ---------------------------------------------------------------------------
 # Synthetic rasters with objects planted at known pixel boxes
 # ---------------------------------------------------------------------------
 
 from collections.abc import Callable, Sequence  # noqa: E402
-from typing import Any, NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 

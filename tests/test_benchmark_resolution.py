@@ -1,6 +1,7 @@
 """benchmarks/resolution.py runs end to end on two GSDs and its figures are the package's own.
 
-The full table is measured by hand (docs/predicting.md); this keeps the script working and honest.
+The full table is measured by hand (docs/predicting.md); this keeps the script working and honest,
+and its two rows here reproduce that table's (read from the doc, so that the two cannot drift apart).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
+from conftest import doc_figures, doc_table
 
 import deepforest_lite as dfl
 
@@ -56,3 +58,13 @@ def test_resolution_benchmark_native_row_is_a_plain_evaluate(tmp_path):
         (original["xmax"] - original["xmin"]).sum() / 5, rel=1e-9)
     assert coarse["size_px"] == [80, 80] and coarse["written_gsd"] == 0.5
     assert coarse["rescaled"]["rescaled"] is True and coarse["as_is"]["rescaled"] is False
+
+    # both rows as docs/predicting.md records them (its figures have 3 decimals)
+    recorded = {doc_figures(r["GSD (m)"])[0]: r for r in doc_table("predicting.md", "GSD (m)")}
+    for row in (native, coarse):
+        doc = recorded[row["gsd"]]
+        assert row["size_px"][0] == int(doc["size (px)"])
+        assert [row["rescaled"]["windows"], row["as_is"]["windows"]] == doc_figures(doc["windows rescaled / as is"])
+        for key, column in (("rescaled", "rescaled (default): P / R / F1"), ("as_is", "as is (--no-rescale): P / R / F1")):
+            figures = [row[key][f] for f in ("precision", "recall", "f1")]
+            assert figures == pytest.approx(doc_figures(doc[column]), abs=0.005), (row["gsd"], key)

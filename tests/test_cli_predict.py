@@ -9,7 +9,6 @@ import sys
 import geopandas as gpd
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import deepforest_lite.predict as predict_module
@@ -19,19 +18,6 @@ PATCH = ["--patch-size", "200"]  # 300 x 200 px rasters: 2 windows
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run fastest on one thread
-
-
-@pytest.fixture
-def model_file(tiny_detector, tmp_path):
-    """A tiny random checkpoint that does find boxes (classification bias raised, 20 boxes per window).
-
-    It looks at windows at half resolution (``scale_factor=0.5``) to keep these tests fast.
-    """
-    det = tiny_detector(["Tree"], seed=5, scale_factor=0.5, topk_candidates=50)
-    det.detections_per_image = 20
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    return str(det.save(tmp_path / "model.pt"))
 
 
 @pytest.fixture

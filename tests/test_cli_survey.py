@@ -12,7 +12,7 @@ import time
 import geopandas as gpd
 import pandas as pd
 import pytest
-from test_cli_predict import PATCH, cli, fails, model_file  # noqa: F401  (fixtures)
+from test_cli_predict import PATCH, cli, fails
 from test_mosaic import cut
 
 from deepforest_lite.survey import expand_inputs

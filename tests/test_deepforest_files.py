@@ -94,15 +94,9 @@ def test_our_csv_of_a_plain_image_has_no_geometry_and_deepforest_builds_the_same
     assert tuple(seen.geometry.iloc[0].bounds) == (1.5, 2.0, 30.0, 40.25)
 
 
-def test_predict_cli_csv_loads_in_deepforest(make_raster, tiny_detector, tmp_path):
-    import torch
-
-    torch.set_num_threads(1)
-    det = tiny_detector(["Tree"], seed=5, scale_factor=0.5, topk_candidates=50)
-    det.detections_per_image = 10
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    model = det.save(tmp_path / "m.pt")
+@pytest.mark.usefixtures("one_thread")
+def test_predict_cli_csv_loads_in_deepforest(make_raster, boxy_detector, tmp_path):
+    model = boxy_detector(scale_factor=0.5, per_image=10).save(tmp_path / "m.pt")
     r = make_raster("ortho.tif")
     out = tmp_path / "ortho.csv"
     assert main(["predict", str(r.path), "--model", str(model), "--output", str(out), "--patch-size", "200", "--quiet"]) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import deepforest_lite as dfl
 from deepforest_lite.cli import main
@@ -13,13 +12,8 @@ from deepforest_lite.errors import DeepForestLiteError, UnknownNameError
 
 
 @pytest.fixture
-def det(tiny_detector):
-    torch.set_num_threads(1)
-    d = tiny_detector(["Tree"], seed=5, scale_factor=0.5, topk_candidates=50)
-    d.detections_per_image = 10
-    with torch.no_grad():
-        d.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    return d
+def det(boxy_detector, one_thread):
+    return boxy_detector(scale_factor=0.5, per_image=10)
 
 
 def same_boxes(a, b) -> None:

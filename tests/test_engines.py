@@ -14,12 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torchvision
-from safetensors.torch import save_file
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.detection.retinanet import RetinaNet
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
-from torchvision.ops.misc import FrozenBatchNorm2d
+from conftest import import_benchmark
 
 import deepforest_lite as dfl
 from deepforest_lite.boxes import pairwise_iou
@@ -64,23 +59,9 @@ def bundled():
 
 @pytest.fixture(scope="module")
 def deepforest_resnet50(tmp_path_factory):
-    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights that finds many boxes."""
-    torch.manual_seed(0)
-    body = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
-    backbone = _resnet_fpn_extractor(body, 3, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
-    model = RetinaNet(backbone, num_classes=1)
-    with torch.no_grad():
-        for name, buf in model.named_buffers():
-            if name.endswith(("running_var", ".weight")):
-                buf.uniform_(0.5, 1.5)
-            elif name.endswith(("running_mean", ".bias")):
-                buf.normal_(0, 0.1)
-        model.head.classification_head.cls_logits.bias.normal_(0, 1.0)
-        model.head.regression_head.bbox_reg.weight.normal_(0, 0.01)
-    folder = tmp_path_factory.mktemp("deepforest_r50")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
-    (folder / "config.json").write_text(json.dumps({"label_dict": {"Tree": 0}}))
-    return folder
+    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights that finds many boxes;
+    the one ``benchmarks/engine_settings.py --model deepforest-r50`` measures."""
+    return import_benchmark("engine_settings").deepforest_r50_folder(tmp_path_factory.mktemp("deepforest_r50"))
 
 
 def test_bundled_model_same_boxes_predict_image_and_tile(bundled):

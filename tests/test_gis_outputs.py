@@ -14,7 +14,6 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-import torch
 from affine import Affine
 from pyproj import Transformer
 
@@ -109,21 +108,12 @@ def test_bad_crs_requests_are_one_sentence(tmp_path) -> None:
 # -- the command line ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def model_file(tiny_detector, tmp_path):
-    det = tiny_detector(["Tree"], seed=5, scale_factor=0.5, topk_candidates=50)
-    det.detections_per_image = 20
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    return str(det.save(tmp_path / "model.pt"))
-
-
 def cli(*argv) -> int:
     return main([str(a) for a in argv])
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_predict_crs_option_reaches_every_output(make_raster, model_file, tmp_path) -> None:
-    torch.set_num_threads(1)
     r = make_raster("a.tif")
     run = ["predict", r.path, "--model", model_file, "--patch-size", "200", "--quiet"]
     assert cli(*run, "--output", tmp_path / "native.gpkg") == 0
@@ -146,8 +136,8 @@ def test_predict_crs_option_reaches_every_output(make_raster, model_file, tmp_pa
     np.testing.assert_allclose(csv["map_ymax"], lat.max(axis=1), rtol=0, atol=1e-9)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_rasters_in_two_crs_go_into_one_reprojected_file(make_raster, model_file, tmp_path, capsys) -> None:
-    torch.set_num_threads(1)
     a = make_raster("a.tif")
     b = make_raster("b.tif", crs="EPSG:32616", origin=(800000.0, 3300000.0))
     run = ["predict", a.path, b.path, "--model", model_file, "--patch-size", "200", "--quiet"]

@@ -7,7 +7,6 @@ import os
 import pandas as pd
 import pytest
 import rasterio
-import torch
 from rasterio.windows import Window
 
 import deepforest_lite.predict as predict_module
@@ -20,13 +19,8 @@ MAP = ["map_xmin", "map_ymin", "map_xmax", "map_ymax", "label", "score"]
 
 
 @pytest.fixture
-def detector(tiny_detector):
-    torch.set_num_threads(1)
-    det = tiny_detector(["Tree"], seed=5, topk_candidates=50)
-    det.detections_per_image = 20
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    return det
+def detector(boxy_detector, one_thread):
+    return boxy_detector()
 
 
 def cut(path, folder, col=130, row=90):

@@ -323,12 +323,8 @@ def test_progress_bar_on_stderr_only_when_asked(make_raster, capsys) -> None:
 
 
 @pytest.fixture
-def eager_detector(tiny_detector):
-    det = tiny_detector(["Tree"], seed=3, topk_candidates=100)
-    det.detections_per_image = 40
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)  # random weights that do find boxes
-    return det
+def eager_detector(boxy_detector):
+    return boxy_detector(seed=3, per_image=40, topk_candidates=100)
 
 
 def test_one_patch_raster_matches_predict_image_exactly(eager_detector) -> None:

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import deepforest_lite.predict as predict_module
 from deepforest_lite.config import PredictConfig
@@ -20,12 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture
-def detector(tiny_detector):
-    det = tiny_detector(["Tree"], seed=5, topk_candidates=50)
-    det.detections_per_image = 20
-    with torch.no_grad():
-        det.model.head.classification_head.cls_logits.bias.fill_(0.5)
-    return det
+def detector(boxy_detector):
+    return boxy_detector()
 
 
 class Stop(Exception):

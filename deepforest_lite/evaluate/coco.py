@@ -13,8 +13,8 @@ from ..boxes import (
     BOX_COLUMNS,
 )
 from ..checks import check_range
-from ..errors import EvaluationWarning, InvalidInputError
-from .prepare import MAP_METRICS, _prepare, _quietly
+from ..errors import EvaluationWarning
+from .prepare import MAP_METRICS, _prepare_pair, _quietly
 
 
 def mean_average_precision(
@@ -57,13 +57,7 @@ def mean_average_precision(
         InvalidInputError: bad columns, no ``score`` column, or
             ``max_detections`` < 11.
     """
-    preds, _ = _prepare(predictions, "predictions", keep_score=True)
-    truth, marker_images = _prepare(ground_truth, "ground truth", keep_score=False)
-    if "score" not in preds.columns:
-        raise InvalidInputError(
-            f"mean_average_precision needs a 'score' column in the predictions, which have only "
-            f"{list(predictions.columns)}; pass the table predict_image/predict_tile returns."
-        )
+    preds, truth, marker_images = _prepare_pair(predictions, ground_truth, scored_for="mean_average_precision")
     max_detections = check_range("max_detections", max_detections, 10, low_open=True, integer=True, hint="COCO uses 100")
 
     import torch

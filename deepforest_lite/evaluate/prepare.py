@@ -143,6 +143,24 @@ def _prepare(table: pd.DataFrame, what: str, keep_score: bool) -> tuple[pd.DataF
     return out, marker_images
 
 
+def _prepare_pair(
+    predictions: pd.DataFrame, ground_truth: pd.DataFrame, scored_for: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """:func:`_prepare` of both tables: ``(predictions, ground truth, images with only markers)``.
+
+    ``scored_for``: the public function's name when it needs a ``score`` column in the
+    predictions; its absence is then an :class:`InvalidInputError` that names the function.
+    """
+    preds, _ = _prepare(predictions, "predictions", keep_score=True)
+    truth, marker_images = _prepare(ground_truth, "ground truth", keep_score=False)
+    if scored_for is not None and "score" not in preds.columns:
+        raise InvalidInputError(
+            f"{scored_for} needs a 'score' column in the predictions, which have only "
+            f"{list(predictions.columns)}; pass the table predict_image/predict_tile returns."
+        )
+    return preds, truth, marker_images
+
+
 def _and_more(n: int) -> str:
     return f", and {n - 1} more" if n > 1 else ""
 

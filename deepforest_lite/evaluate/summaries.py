@@ -8,7 +8,7 @@ from typing import Any, cast
 import pandas as pd
 
 from .matching import _match_all
-from .prepare import _check_iou_threshold, _prepare, _warn_if_disjoint
+from .prepare import _check_iou_threshold, _prepare_pair, _warn_if_disjoint
 from .result import EvaluationResult
 
 # --------------------------------------------------------------------------- public API
@@ -69,8 +69,7 @@ def evaluate_boxes(
             ``ymax < ymin``; or ``iou_threshold`` is outside [0, 1].
     """
     iou_threshold = _check_iou_threshold(iou_threshold)
-    preds, _ = _prepare(predictions, "predictions", keep_score=True)
-    truth, marker_images = _prepare(ground_truth, "ground truth", keep_score=False)
+    preds, truth, marker_images = _prepare_pair(predictions, ground_truth)
     _warn_if_disjoint(preds, truth)
     matched = _match_all(preds, truth, marker_images, iou_threshold)
     return _summarise(matched, preds, truth, iou_threshold)

@@ -18,7 +18,7 @@ from .prepare import (
     SWEEP_QUANTILES,
     _check_iou_threshold,
     _check_thresholds,
-    _prepare,
+    _prepare_pair,
 )
 from .summaries import _summarise
 
@@ -51,13 +51,7 @@ def threshold_sweep(
         :func:`best_threshold` for the best-F1 threshold.
     """
     iou_threshold = _check_iou_threshold(iou_threshold)
-    preds, _ = _prepare(predictions, "predictions", keep_score=True)
-    truth, marker_images = _prepare(ground_truth, "ground truth", keep_score=False)
-    if "score" not in preds.columns:
-        raise InvalidInputError(
-            f"threshold_sweep needs a 'score' column in the predictions, which have only "
-            f"{list(predictions.columns)}; pass the table predict_image/predict_tile returns."
-        )
+    preds, truth, marker_images = _prepare_pair(predictions, ground_truth, scored_for="threshold_sweep")
     if thresholds is None:
         thresholds = sweep_thresholds(preds["score"].to_numpy(dtype=float))
     values = _check_thresholds(thresholds)
