@@ -60,6 +60,7 @@ def test_accuracy_benchmark_reproduces_the_recorded_osbs_figures(tmp_path):
         assert 0 <= out[key] <= 1, key
 
 
+@pytest.mark.slow  # 15-25 s each, mostly start-up; it checks only that the script runs
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_train_step_benchmark(tmp_path, precision):
     out = _run("train_step.py", "--backbone", "resnet18", "--fpn-channels", "32", "--head-norm", "group",
