@@ -241,7 +241,7 @@ def _from_own(path: Path, metadata: dict[str, Any], labels: Sequence[str] | None
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
-        raise unreadable(path, first_line(exc)) from None
+        raise unreadable(path, first_line(exc)) from exc
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     model_settings = dict(metadata["model"])
     if "gsd" not in model_settings:  # written before checkpoints stored the GSD
@@ -338,7 +338,7 @@ def _own_metadata(path: Path) -> dict[str, Any] | None:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"Cannot read {str(path)!r} as safetensors ({exc}); the file may be corrupt.") from None
+        raise CheckpointError(f"Cannot read {str(path)!r} as safetensors ({exc}); the file may be corrupt.") from exc
     if _METADATA_KEY not in meta:
         return None
     try:
@@ -347,7 +347,7 @@ def _own_metadata(path: Path) -> dict[str, Any] | None:
         raise CheckpointError(
             f"The deepforest_lite metadata of {str(path)!r} is not valid JSON ({exc}); the file is damaged: "
             "save the model again (Detector.save) or use another copy."
-        ) from None
+        ) from exc
     missing = [k for k in ("format_version", "labels", "model") if not isinstance(metadata, dict) or k not in metadata]
     if missing or not isinstance(metadata.get("model"), dict) or not isinstance(metadata.get("labels"), list):
         raise CheckpointError(
@@ -364,7 +364,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (ValueError, OSError) as exc:
         raise CheckpointError(
             f"{str(path)!r} is not valid JSON ({first_line(exc)}); fix it or download the model folder again."
-        ) from None
+        ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(data).__name__}, not a JSON object; fix it.")
     return data

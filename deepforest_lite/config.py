@@ -337,7 +337,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist; check the path.") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}".replace("\n", " ")) from None
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}".replace("\n", " ")) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

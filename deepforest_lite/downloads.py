@@ -52,7 +52,7 @@ def download_from_hub(repo_id: str, revision: str | None) -> Path:
             f"run `hf download {repo_id}` (`huggingface-cli download` in older huggingface_hub) or copy "
             "its model.safetensors and config.json into a folder, and pass that folder: "
             "load_model('path/to/folder')."
-        ) from None
+        ) from exc
 
 
 def _fetch_from_hub(repo_id: str, revision: str | None, *, local_files_only: bool) -> Path:
@@ -97,4 +97,4 @@ def imagenet_backbone_weights(backbone: str) -> dict[str, Tensor]:
             f"Could not download the ImageNet weights of {backbone} from {enum.url} "
             f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); download that file "
             "elsewhere and pass its path as backbone_weights."
-        ) from None
+        ) from exc

@@ -288,7 +288,7 @@ def read_exported(path: str | os.PathLike) -> ExportedFile:
             raise CheckpointError(
                 f"Cannot read {str(path)!r} as TorchScript ({str(exc).splitlines()[0][:160]}); "
                 "the file may be corrupt: export it again."
-            ) from None
+            ) from exc
         metadata = json.loads(extra[_TORCHSCRIPT_EXTRA])
     version = metadata.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -309,7 +309,7 @@ def _onnx_metadata(data: bytes, path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"Cannot read {str(path)!r} as an ONNX model ({str(exc).splitlines()[0][:160] if str(exc) else exc!r}); "
             "the file may be corrupt: export it again."
-        ) from None
+        ) from exc
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
             return json.loads(entry.value)

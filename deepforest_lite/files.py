@@ -193,10 +193,10 @@ def write_errors(path: str | os.PathLike) -> Iterator[None]:
     except InvalidInputError:
         raise
     except OSError as exc:
-        raise _write_error(os.fspath(path), exc) from None
+        raise _write_error(os.fspath(path), exc) from exc
     except Exception as exc:
         if is_disk_full(exc):
-            raise _write_error(os.fspath(path), exc) from None
+            raise _write_error(os.fspath(path), exc) from exc
         raise
 
 
@@ -306,7 +306,7 @@ def _check_folder(folder: str, option: str, given: str) -> None:
         raise WriteError(
             f"{option} {given!r} cannot be written: the folder {existing!r} does not accept new files "
             f"({cause}); choose a folder you can write to."
-        ) from None
+        ) from exc
     os.close(fd)
     with contextlib.suppress(OSError):
         os.remove(probe)

@@ -366,4 +366,4 @@ def _write(table: pd.DataFrame, tmp: Path, ext: str, rfc7946: bool = False) -> N
         raise InvalidInputError(
             f"Writing {len(table)} boxes as {ext} failed ({detail[:200]}); keep only numeric and text "
             "columns besides the geometry, or write a .csv file."
-        ) from None
+        ) from exc

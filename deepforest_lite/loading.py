@@ -218,7 +218,7 @@ def network_from_checkpoint(checkpoint: ckpt.Checkpoint, device: str | torch.dev
         raise CheckpointError(
             f"The weights from {source!r} do not fit the model they describe ({detail[:200]}); "
             "check the labels given for this file."
-        ) from None
+        ) from exc
     if missing or unexpected:
         raise CheckpointError(
             f"The weights from {source!r} do not fit the model they describe (missing {missing[:3]}, "

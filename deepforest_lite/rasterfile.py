@@ -91,7 +91,7 @@ def open_raster(path: str | os.PathLike) -> Any:
     except RasterioIOError as exc:
         raise ImageReadError(
             f"Cannot read {path!r} as an image ({exc}); pass a GeoTIFF, PNG or JPEG file."
-        ) from None
+        ) from exc
 
 
 def guarded_read(path: str, read: Callable[[], T]) -> T:
@@ -105,7 +105,7 @@ def guarded_read(path: str, read: Callable[[], T]) -> T:
     except RasterioIOError as exc:
         raise ImageReadError(
             f"Reading pixels from {path!r} failed ({exc}); the file may be truncated or corrupt."
-        ) from None
+        ) from exc
 
 
 def header_of(path: str | os.PathLike, dataset: Any) -> RasterHeader:

@@ -100,7 +100,7 @@ def _read_list(path: str, depth: int) -> list[str]:
         with open(path, encoding="utf-8") as handle:
             lines = [line.strip() for line in handle]
     except (OSError, UnicodeDecodeError) as exc:
-        raise ImageReadError(f"The list file {path!r} cannot be read ({exc}); give a UTF-8 text file.") from None
+        raise ImageReadError(f"The list file {path!r} cannot be read ({exc}); give a UTF-8 text file.") from exc
     entries = [line for line in lines if line and not line.startswith("#")]
     if not entries:
         raise InvalidInputError(f"The list file {path!r} names no raster; put one path per line.")

@@ -38,7 +38,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
         try:
             return load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types
-            raise unreadable(path, first_line(exc)) from None
+            raise unreadable(path, first_line(exc)) from exc
     if _is_zip(path) and path.suffix.lower() == ".safetensors":
         raise CheckpointError(
             f"{str(path)!r} is a PyTorch (zip) file, not a safetensors file; rename it to .pt and load that."
@@ -49,16 +49,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
         text = str(exc)
         names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
         if not names and "global" not in text.lower():  # not a forbidden object: the bytes are not a pickle
-            raise unreadable(path, first_line(exc)) from None
+            raise unreadable(path, first_line(exc)) from exc
         what = f"the Python object(s) {', '.join(names)}" if names else "Python objects"
         raise UnsafeCheckpointError(
             f"Refusing to load {str(path)!r}: it stores {what}, which only full unpickling could restore, "
             "and unpickling can run arbitrary code; if you trust the file, re-save only its weights "
             "(torch.save(model.state_dict(), 'weights.pt'), or DeepForest's model.save_pretrained(folder)) "
             "and load that."
-        ) from None
+        ) from exc
     except Exception as exc:  # text, truncated or foreign files: torch raises many kinds of errors
-        raise unreadable(path, first_line(exc)) from None
+        raise unreadable(path, first_line(exc)) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(
             f"{str(path)!r} holds a {type(obj).__name__}, not a state dict; "

@@ -20,7 +20,7 @@ def _load_json(path: str) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"Cannot parse {path!r} as JSON ({exc}); check the file.") from None
+        raise AnnotationError(f"Cannot parse {path!r} as JSON ({exc}); check the file.") from exc
 
 
 def _read_coco(path: str, data: Any = None) -> _Raw:

@@ -27,7 +27,7 @@ def _read_csv(path: str, *, image_path: str | None, label: str | None) -> _Raw:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise AnnotationError(
             f"Cannot parse {path!r} as CSV ({exc}); check that it is a comma-separated text file."
-        ) from None
+        ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame[[c for c in frame.columns if not c.startswith("Unnamed: ")]]
     if "image_path" not in frame.columns and image_path is not None:

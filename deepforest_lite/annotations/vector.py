@@ -56,7 +56,7 @@ def pixel_boxes_from_geometry(
         raise AnnotationError(
             f"{what} has no xmin, ymin, xmax, ymax columns and its geometry column cannot be read "
             f"({str(exc).splitlines()[0]}); give WKT polygons such as 'POLYGON ((30 20, 30 60, 10 60, 10 20, 30 20))'."
-        ) from None
+        ) from exc
     if np.isnan(bounds).any():
         row = int(np.flatnonzero(np.isnan(bounds).any(axis=1))[0])
         raise AnnotationError(
@@ -124,7 +124,7 @@ def _read_vector(
     except Exception as exc:  # pyogrio raises its own DataSourceError / DataLayerError
         raise AnnotationError(
             f"Cannot read {path!r} as a vector file ({exc}); check the file and layer=."
-        ) from None
+        ) from exc
     raster_name = os.fspath(raster)
     raster_crs = None if info["crs"] is None else CRS.from_wkt(info["crs"])
     if gdf.crs is None and raster_crs is not None:

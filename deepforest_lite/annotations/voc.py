@@ -37,7 +37,7 @@ def _read_voc(path: str, *, image_path: str | None = None) -> _Raw:
         except ET.ParseError as exc:
             raise AnnotationError(
                 f"Cannot parse {file!r} as XML ({exc}); check the file."
-            ) from None
+            ) from exc
         if root.tag != "annotation":
             raise AnnotationError(
                 f"{file!r} has the root element <{root.tag}>, not <annotation>; "
