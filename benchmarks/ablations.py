@@ -82,9 +82,9 @@ def score(model: Path, work: Path) -> dict:
         threshold = float(dfl.best_threshold(dfl.threshold_sweep(predictions, held, iou_threshold=0.4)))
     result: dict = {"threshold": round(threshold, 3), "holdout": pooled(predictions, held, threshold)}
     for site in SITES:
-        on_site = held["image_path"].str.contains(f"_{site}_")
-        images = set(held.loc[on_site, "image_path"])
-        result[site] = pooled(predictions[predictions["image_path"].isin(images)], held[on_site], threshold)
+        truth = dfl.read_annotations(work / f"holdout_{site}.csv")
+        on_site = predictions["image_path"].isin(set(truth["image_path"]))
+        result[site] = pooled(predictions[on_site], truth, threshold)
     osbs = dfl.read_annotations(REPO / "sample_data" / "OSBS_029.csv")
     osbs["image_path"] = [str(REPO / "sample_data" / p) for p in osbs["image_path"]]
     result["OSBS_029"] = pooled(predict(det, osbs), osbs, threshold)
@@ -121,6 +121,8 @@ def main() -> None:
         subprocess.run(command, check=True)
         results[key] = {"variant": name, "epochs": args.epochs, "overrides": overrides, "arguments": extra,
                         **score(model, work)}
+        if results_file.is_file():  # another invocation may have added variants meanwhile
+            results = {**json.loads(results_file.read_text()), key: results[key]}
         results_file.write_text(json.dumps(results, indent=1))
         print(json.dumps({key: results[key]}))
 
