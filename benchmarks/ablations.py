@@ -6,7 +6,7 @@
 Each variant is ``scripts/train_default_model.py`` with one change to the shipped recipe
 (``deepforest_lite/configs/tree-lite.yaml``), trained for ``--epochs`` epochs (the same for every
 row, far fewer than the shipped model's 60, so the table compares recipes, not final accuracy) in
-``runs/ablation/<variant>/`` (continued with ``--resume`` when a run folder exists), then scored
+``runs/ablation/<variant>-<epochs>ep/`` (continued with ``--resume`` when a run folder exists), then scored
 like ``benchmarks/accuracy.py``: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
 at score 0.05, the threshold of best pooled F1 on all three chosen from them, then per-site pooled
 F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant whose result file exists is
@@ -110,7 +110,7 @@ def main() -> None:
             print(json.dumps({key: results[key]}))
             continue
         overrides, extra = VARIANTS[name]
-        work = args.work_dir / name
+        work = args.work_dir / f"{name}-{args.epochs}ep"
         work.mkdir(parents=True, exist_ok=True)
         model = work / f"{name}.safetensors"
         command = [sys.executable, str(REPO / "scripts" / "train_default_model.py"), "--data", str(args.data),
