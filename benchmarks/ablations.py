@@ -9,8 +9,8 @@ row, far fewer than the shipped model's 60, so the table compares recipes, not f
 ``runs/ablation/<variant>-<epochs>ep/`` (continued with ``--resume`` when a run folder exists), then scored
 like ``benchmarks/accuracy.py``: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
 at score 0.05, the threshold of best pooled F1 on all three chosen from them, then per-site pooled
-F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant whose result file exists is
-not run again. Prints one JSON line per variant and writes ``runs/ablation/results.json``.
+F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant and schedule already in
+``results.json`` is not run again. Prints one JSON line per variant and writes ``runs/ablation/results.json``.
 
 Variants: ``baseline`` (the recipe), ``resnet34`` (backbone), ``no-clahe`` (augment
 ``multiscale``: the recipe's flips, colour jitter and 0.5-2x rescale without CLAHE and blur),
