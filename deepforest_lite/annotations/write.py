@@ -11,7 +11,6 @@ import pandas as pd
 from ..boxes import (
     ANNOTATION_COLUMNS,
     BOX_COLUMNS,
-    check_columns,
     format_number,
 )
 from ..errors import AnnotationError
@@ -55,8 +54,7 @@ def write_annotations(
             read back); the message names the table row.
     """
     if not isinstance(table, AnnotationSet):
-        check_columns(table, ANNOTATION_COLUMNS, "annotation table")
-        table = AnnotationSet.from_table(table)
+        table = AnnotationSet.from_table(table)  # checks the columns
     negatives = table.with_images(empty_images or []).empty_images
     boxes = table.boxes
     path = os.fspath(path)

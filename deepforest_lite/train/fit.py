@@ -103,9 +103,7 @@ def load_annotation_table(
 
 def _describe_data(data: str | os.PathLike | pd.DataFrame | AnnotationSet) -> str:
     """The path of annotation data, or ``<DataFrame>`` / ``<AnnotationSet>`` for data in memory."""
-    if isinstance(data, (pd.DataFrame, AnnotationSet)):
-        return "<AnnotationSet>" if isinstance(data, AnnotationSet) else "<DataFrame>"
-    return str(data)
+    return f"<{type(data).__name__}>" if isinstance(data, (pd.DataFrame, AnnotationSet)) else str(data)
 
 
 def choose_labels(
