@@ -50,8 +50,10 @@ setup(
         "onnx>=1.15,<2",
     ],
     extras_require={
-        "dev": ["pytest>=7,<10", "pytest-xdist>=3.5", "ruff>=0.6", "mypy>=1.10", "pandas-stubs>=2.0", "types-PyYAML", "types-tqdm"],
+        "dev": ["pytest>=7,<10", "pytest-xdist>=3.5", "ruff>=0.6", "mypy>=1.10", "pandas-stubs>=2.0", "types-PyYAML", "types-tqdm", "openvino>=2024.0"],
         "tensorboard": ["tensorboard>=2.14,<3"],
+        # engine="openvino": the fastest bf16 CPU path (docs/performance.md)
+        "openvino": ["openvino>=2024.0"],
     },
     entry_points={"console_scripts": ["deepforest-lite=deepforest_lite.cli:main"]},
     classifiers=[

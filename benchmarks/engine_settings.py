@@ -11,6 +11,7 @@ the same rounds) and how its boxes compare with those of torch fp32 batch 1.
 Settings (``--settings``, comma separated; ``b`` batch size, ``t`` threads):
 
 * ``torch-b1`` ... ``torch-b4``, ``torch-b1-t1``: the torch engine, eager fp32;
+* ``torch-bf16-b1`` ... ``torch-bf16-b4``: the torch engine under bfloat16 autocast (``precision="bf16"``);
 * ``torch-cl-b1``: channels-last weights and input;
 * ``torch-fold-b1``: a copy with batch norm folded into the convolutions
   before it (``torch.nn.utils.fusion.fuse_conv_bn_weights``);
@@ -18,8 +19,10 @@ Settings (``--settings``, comma separated; ``b`` batch size, ``t`` threads):
   fp32 (default level ``all``, threads = torch's);
 * ``int8dyn-b1``: onnxruntime on ``quantize_dynamic`` (int8 weights, uint8 activations);
 * ``int8static-b1``: onnxruntime on ``quantize_static`` (QDQ, calibrated on 8 other windows);
-* ``openvino-b1``: OpenVINO's CPU plugin on the same ONNX file (when ``openvino`` imports), at its
-  default precision (bf16 on CPUs that have it); ``openvino-f32-b1``: with the f32 precision hint.
+  ``int8static-nohead-b1``: the same with the heads' convolutions left in fp32 (backbone and FPN
+  int8); ``int8static-backbone-b1``: only the ResNet body in int8;
+* ``openvino-b1`` ... ``openvino-b4``: the ``"openvino"`` engine (OpenVINO's CPU plugin on the same
+  ONNX file, when ``openvino`` imports) at ``precision="bf16"``; ``openvino-f32-b1``: at ``"fp32"``.
 
 Models (``--model``): ``bundled`` (the shipped tree-lite model) or
 ``deepforest-r50`` (a DeepForest-layout ResNet-50 RetinaNet with random
@@ -137,26 +140,6 @@ def ort_model(base, onnx_path: Path, threads: int | None, optimization: str | No
     return ExportedRetinaNet.view_of(base, OnnxRuntimeNetwork(onnx_path, threads=threads, optimization=optimization))
 
 
-class OpenVinoNetwork:
-    """OpenVINO's CPU plugin on an ONNX file; ``precision``: its inference precision hint (its default on
-    CPUs with bf16 support is bf16)."""
-
-    def __init__(self, onnx_path: Path, threads: int, precision: str | None = None) -> None:
-        import openvino as ov
-
-        core = ov.Core()
-        options = {"INFERENCE_NUM_THREADS": threads}
-        if precision is not None:
-            options["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = core.compile_model(str(onnx_path), "CPU", options)
-
-    def __call__(self, images):
-        import torch
-
-        result = self.compiled(images.detach().contiguous().numpy())
-        return [torch.from_numpy(result[out].copy()) for out in self.compiled.outputs]
-
-
 def build(setting: str, base, onnx_path: Path, windows, work: Path):
     """``(model, batch size, torch threads)`` for a setting name."""
     import torch
@@ -167,9 +150,9 @@ def build(setting: str, base, onnx_path: Path, windows, work: Path):
     batch = next(int(p[1:]) for p in parts if p.startswith("b") and p[1:].isdigit())
     threads = next((int(p[1:]) for p in parts if p.startswith("t") and p[1:].isdigit()), None)
     level = next((p for p in parts if p in ("disable", "basic", "extended", "all")), None)
-    kind = parts[0] if parts[1] not in ("cl", "fold") else f"{parts[0]}-{parts[1]}"
+    kind = parts[0] if parts[1] not in ("cl", "fold", "bf16") else f"{parts[0]}-{parts[1]}"
     default_threads = torch.get_num_threads()
-    if kind == "torch":
+    if kind in ("torch", "torch-bf16"):
         return base, batch, threads or default_threads
     if kind == "torch-cl":
         return ChannelsLast(base).model, batch, threads or default_threads
@@ -192,9 +175,19 @@ def build(setting: str, base, onnx_path: Path, windows, work: Path):
             quantize_static,
         )
 
-        out = work / "int8static.onnx"
+        scope = next((p for p in parts if p in ("backbone", "nohead")), "all")
+        out = work / f"int8static-{scope}.onnx"
         if not out.is_file():
             calibration = [window_batch(base, [w]) for w in windows]
+            import onnx
+
+            convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+            if scope == "backbone":
+                excluded = [n for n in convs if not n.startswith("/backbone/body/")]
+            elif scope == "nohead":
+                excluded = [n for n in convs if not n.startswith("/backbone/")]
+            else:
+                excluded = []
 
             class Reader(CalibrationDataReader):
                 def __init__(self) -> None:
@@ -205,12 +198,15 @@ def build(setting: str, base, onnx_path: Path, windows, work: Path):
 
             quantize_static(
                 onnx_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
             )
         return ort_model(base, out, threads, level), batch, default_threads
     if kind == "openvino":
-        net = OpenVinoNetwork(onnx_path, threads or default_threads, "f32" if "f32" in parts else None)
-        return ExportedRetinaNet.view_of(base, net, engine="onnxruntime"), batch, default_threads
+        from deepforest_lite.runtimes import OpenVinoNetwork
+
+        precision = "fp32" if "f32" in parts else "bf16"
+        net = OpenVinoNetwork(onnx_path, precision, threads or default_threads)
+        return ExportedRetinaNet.view_of(base, net, engine="openvino", precision=precision), batch, default_threads
     raise SystemExit(f"unknown setting {setting!r}")
 
 
@@ -222,7 +218,12 @@ def window_batch(model, images):
         return model.transform(list(images))[0].tensors.numpy()
 
 
-def detections(model, windows, batch: int):
+def precision_of(setting: str) -> str:
+    """``"bf16"`` for the torch engine under bfloat16 autocast (``torch-bf16-...``), else ``"fp32"``."""
+    return "bf16" if setting.startswith("torch-bf16-") else "fp32"
+
+
+def detections(model, windows, batch: int, precision: str = "fp32"):
     import torch
 
     from deepforest_lite.predict import run_model
@@ -230,11 +231,12 @@ def detections(model, windows, batch: int):
     out = []
     with torch.no_grad():
         for i in range(0, len(windows), batch):
-            out.extend({k: v.detach().cpu() for k, v in d.items()} for d in run_model(model, windows[i : i + batch]))
+            found = run_model(model, windows[i : i + batch], precision)
+            out.extend({k: v.detach().cpu() for k, v in d.items()} for d in found)
     return out
 
 
-def rate(model, windows, batch: int, threads: int) -> float:
+def rate(model, windows, batch: int, threads: int, precision: str = "fp32") -> float:
     import torch
 
     from deepforest_lite.predict import run_model
@@ -243,10 +245,10 @@ def rate(model, windows, batch: int, threads: int) -> float:
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            run_model(model, windows[:batch])  # warm-up
+            run_model(model, windows[:batch], precision)  # warm-up
             start = time.perf_counter()
             for i in range(0, len(windows), batch):
-                run_model(model, windows[i : i + batch])
+                run_model(model, windows[i : i + batch], precision)
             return len(windows) / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
@@ -353,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = [s for s in settings if s in built]
 
     reference = detections(base, windows, 1)
-    boxes = {s: compare(reference, detections(built[s][0], windows, built[s][1])) for s in settings}
+    boxes = {
+        s: compare(reference, detections(built[s][0], windows, built[s][1], precision_of(s))) for s in settings
+    }
 
     load_before = os.getloadavg()[0]
     rates: dict[str, list[float]] = {s: [] for s in settings}
@@ -363,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             order = order[::-1]
         for s in order:
             model, batch, threads = built[s]
-            rates[s].append(round(rate(model, windows, batch, threads), 3))
+            rates[s].append(round(rate(model, windows, batch, threads, precision_of(s)), 3))
         print(f"round {r + 1}/{args.rounds} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     first = settings[0]
     result = {

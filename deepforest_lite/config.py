@@ -38,7 +38,7 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 RESIZE_MODES: tuple[str, ...] = ("short_side", "scale")
 HEAD_NORMS: tuple[str, ...] = ("none", "group")
 #: what runs the network in prediction (see deepforest_lite.engines)
-ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
 
 #: prediction precisions: float32, or the network under bfloat16 / float16 autocast (float16 on CUDA only)
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -167,11 +167,13 @@ class PredictConfig:
         batch_size: windows per forward pass.
         workers: DataLoader worker processes reading windows (0 = main process).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; torch engine
-            only; fp16 on CUDA only). Box decoding and NMS run in float32 either way.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on the torch
+            engine, fp16 on CUDA only; ``"bf16"`` also on OpenVINO). Box decoding
+            and NMS run in float32 either way.
         engine: what runs the network: ``"auto"`` (onnxruntime on the CPU in
-            fp32 when it is installed, else torch), ``"torch"`` or
-            ``"onnxruntime"`` (CPU, fp32); boxes are decoded, suppressed and
+            fp32 when it is installed, else torch), ``"torch"``,
+            ``"onnxruntime"`` (CPU, fp32) or ``"openvino"`` (CPU, fp32 or bf16;
+            the ``openvino`` extra); boxes are decoded, suppressed and
             merged by the same torchvision code on every engine. See
             :mod:`deepforest_lite.engines`.
         bands: three 1-based band numbers read as red, green, blue (needed for
@@ -232,10 +234,11 @@ class PredictConfig:
             )
         if self.engine not in ENGINES:
             raise InvalidInputError(f"Unknown engine {self.engine!r}; choose one of {list(ENGINES)}.")
-        if self.engine == "onnxruntime" and self.precision != "fp32":
+        engine_precisions = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}.get(self.engine, PRECISIONS)
+        if self.precision not in engine_precisions:
             raise InvalidInputError(
-                f"precision={self.precision!r} runs on the torch engine only; "
-                "use engine='torch' (or 'auto'), or precision='fp32'."
+                f"engine={self.engine!r} runs at precision {list(engine_precisions)}, not {self.precision!r}; "
+                "use engine='torch' (or 'auto') for it."
             )
 
 

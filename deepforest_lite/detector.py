@@ -180,7 +180,7 @@ class Detector(Network):
         transform gives it otherwise). When it and the model's :attr:`gsd`
         differ by more than 10 % the image is resampled to the model's GSD
         first (``rescale=False`` turns this off).
-        ``engine`` (``"auto"``, ``"torch"``, ``"onnxruntime"``) picks what runs
+        ``engine`` (``"auto"``, ``"torch"``, ``"onnxruntime"``, ``"openvino"``) picks what runs
         the network on the weights' device, as for :meth:`predict_tile`.
 
         Returns a box table (``xmin, ymin, xmax, ymax, label, score, image_path``)
@@ -240,7 +240,7 @@ class Detector(Network):
             **options: other :class:`~deepforest_lite.config.PredictConfig` fields:
                 ``batch_size``, ``workers``, ``precision`` (``"fp32"``, ``"bf16"``,
                 ``"fp16"``), ``engine`` (``"auto"``, ``"torch"``,
-                ``"onnxruntime"``; :mod:`deepforest_lite.engines`), ``bands``
+                ``"onnxruntime"``, ``"openvino"``; :mod:`deepforest_lite.engines`), ``bands``
                 (three 1-based band numbers used as RGB), ``value_range``
                 (fixed ``(low, high)`` scaled to 0-255 instead of the
                 percentile stretch), ``gsd`` (the raster's pixel size in

@@ -1,4 +1,4 @@
-"""Engines that run a detector's network: PyTorch (eager) or ONNX Runtime.
+"""Engines that run a detector's network: PyTorch (eager), ONNX Runtime or OpenVINO.
 
 An *engine* runs only the network (backbone, FPN, head convolutions; see
 :mod:`deepforest_lite.export`). Everything around it is torchvision's code,
@@ -14,11 +14,17 @@ Choosing (``PredictConfig.engine`` / ``--engine``):
   autocasts them.
 * ``"onnxruntime"``: the network exported to ONNX and run by onnxruntime's CPU
   execution provider, fp32 only.
+* ``"openvino"`` (the ``openvino`` extra): the same ONNX network compiled by
+  OpenVINO's CPU plugin, at ``precision="fp32"`` (the same boxes as torch) or
+  ``"bf16"`` (the fastest CPU path on CPUs with bfloat16 instructions; scores
+  to about three digits, like torch's bf16).
 * ``"auto"`` (default): onnxruntime on the CPU in fp32 when onnxruntime is
   installed, torch otherwise (CUDA, bf16, or no onnxruntime, without a message).
+  It never picks OpenVINO: see docs/performance.md for the measurements.
 
-A torch model is exported when onnxruntime first runs it: once per process
-(the session is kept in memory, keyed by the weights' SHA-256), and the ONNX
+A torch model is exported when onnxruntime or OpenVINO first runs it: once per
+process (the compiled network is kept in memory, keyed by the engine, precision
+and the weights' SHA-256), and the ONNX
 file is kept in an on-disk cache, ``$DEEPFOREST_LITE_CACHE/onnx/<hash>.onnx``
 (default ``~/.cache/deepforest_lite``; ``DEEPFOREST_LITE_CACHE=off`` disables
 it), so later processes skip the export. Changing the weights (training,
@@ -37,7 +43,7 @@ import os
 import sys
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,40 +55,35 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from .config import ENGINES
 from .errors import InvalidInputError
+from .runtimes import (
+    OnnxRuntimeNetwork,
+    OpenVinoNetwork,
+    onnxruntime_available,
+    openvino_available,
+)
 
 __all__ = [
     "ENGINES",
     "ExportedRetinaNet",
     "OnnxRuntimeNetwork",
+    "OpenVinoNetwork",
     "onnxruntime_available",
+    "openvino_available",
     "check_precision",
     "resolve_engine",
     "prepare_model",
     "model_device",
     "onnxruntime_network",
+    "openvino_network",
     "cache_dir",
 ]
 
-#: onnxruntime's graph optimisation level (``"disable"``, ``"basic"``, ``"extended"``, ``"all"``); chosen by
-#: measurement, see docs/performance.md.
-ORT_OPTIMIZATION = "all"
-
 _LOG = logging.getLogger("deepforest_lite")
-#: weights hash -> onnxruntime network, most recently used last
-_SESSIONS: OrderedDict[str, OnnxRuntimeNetwork] = OrderedDict()
+#: (engine, precision, weights hash) -> onnxruntime or OpenVINO network, most recently used last
+_SESSIONS: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
 _MAX_SESSIONS = 4
 #: torch model -> (fingerprint of its tensors, weights hash): the hash is recomputed only when tensors change
 _HASHES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], str]] = weakref.WeakKeyDictionary()
-
-
-def onnxruntime_available() -> bool:
-    """Whether ``onnxruntime`` (and ``onnx``, needed to export) can be imported."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -92,7 +93,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -> str:
-    """The engine that runs a torch model for ``engine`` on ``device`` at ``precision``: ``"torch"`` or ``"onnxruntime"``."""
+    """The engine (``"torch"``, ``"onnxruntime"`` or ``"openvino"``) that runs a torch model for these settings.
+
+    Raises:
+        InvalidInputError: an unknown engine, a precision or device the engine
+            cannot run, or an engine whose package is not installed.
+    """
     if engine not in ENGINES:
         raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {list(ENGINES)}.")
     check_precision(precision, device)
@@ -101,21 +107,28 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     if engine == "auto":
         fast = device.type == "cpu" and precision == "fp32" and onnxruntime_available()
         return "onnxruntime" if fast else "torch"
-    if precision != "fp32":
+    precisions = ("fp32", "bf16") if engine == "openvino" else ("fp32",)
+    if precision not in precisions:
         raise InvalidInputError(
-            f"precision={precision!r} runs on the torch engine only; use engine='torch' (or 'auto'), or precision='fp32'."
+            f"engine={engine!r} runs at precision {list(precisions)}, not {precision!r}; "
+            "use engine='torch' (or 'auto') for it."
         )
     if device.type != "cpu":
         raise InvalidInputError(
-            f"engine='onnxruntime' runs on the CPU, but device {str(device)!r} was asked for; "
+            f"engine={engine!r} runs on the CPU, but device {str(device)!r} was asked for; "
             "use device='cpu', or engine='torch' (or 'auto') on a GPU."
         )
-    if not onnxruntime_available():
+    if engine == "onnxruntime" and not onnxruntime_available():
         raise InvalidInputError(
             "engine='onnxruntime' needs the onnxruntime and onnx packages, which are not installed; "
             "run `pip install onnxruntime onnx`, or use engine='torch'."
         )
-    return "onnxruntime"
+    if engine == "openvino" and not openvino_available():
+        raise InvalidInputError(
+            "engine='openvino' needs the openvino package, which is not installed; "
+            "run `pip install deepforest_lite[openvino]` (or `pip install openvino`), or use engine='auto'."
+        )
+    return engine
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -139,9 +152,10 @@ def prepare_model(
     A torch RetinaNet is moved to ``device`` if its weights are elsewhere (and
     stays there), then returned as it is (torch engine; always for other
     torchvision-style detectors) or as an
-    :class:`ExportedRetinaNet` view of it whose network runs in onnxruntime
-    (exported on first use; ``progress`` shows the export). A model loaded
-    from an exported file is checked against the settings and returned.
+    :class:`ExportedRetinaNet` view of it whose network runs in onnxruntime or
+    OpenVINO (exported on first use; ``progress`` shows the export). A model
+    loaded from an exported file is checked against the settings and returned
+    (as an OpenVINO view of its ONNX network for ``engine="openvino"``).
     """
     check_precision(precision, device)
     if isinstance(model, ExportedRetinaNet):
@@ -149,13 +163,17 @@ def prepare_model(
     if model_device(model) != device:
         model.to(device)
     if not isinstance(model, RetinaNet):  # another torchvision-style detector: only torch can run it
-        if engine == "onnxruntime":
+        if engine in ("onnxruntime", "openvino"):
             raise InvalidInputError(
-                f"engine='onnxruntime' runs torchvision RetinaNets, not a {type(model).__name__}; use engine='torch'."
+                f"engine={engine!r} runs torchvision RetinaNets, not a {type(model).__name__}; use engine='torch'."
             )
         return model
-    if resolve_engine(engine, device, precision) == "torch":
+    resolved = resolve_engine(engine, device, precision)
+    if resolved == "torch":
         return model
+    if resolved == "openvino":
+        network = openvino_network(model, precision, progress=progress)
+        return ExportedRetinaNet.view_of(model, network, engine="openvino", precision=precision)
     return ExportedRetinaNet.view_of(model, onnxruntime_network(model, progress=progress))
 
 
@@ -183,12 +201,16 @@ class ExportedRetinaNet(RetinaNet):
     Args:
         network: ``FloatTensor[B, 3, H, W] -> sequence of 2 * L maps`` in the
             layout of :class:`~deepforest_lite.export.RetinaNetNetwork`: an
-            :class:`OnnxRuntimeNetwork` or a TorchScript module.
-        engine: ``"onnxruntime"`` or ``"torch"`` (TorchScript).
+            :class:`OnnxRuntimeNetwork`, an :class:`OpenVinoNetwork` or a TorchScript module.
+        engine: ``"onnxruntime"``, ``"openvino"`` or ``"torch"`` (TorchScript).
         transform, anchor_generator: torchvision's, built for the model's settings.
         num_classes, score_thresh, nms_thresh, detections_per_img, topk_candidates:
             as for torchvision's RetinaNet.
         source: where the network came from (a file, or ``"in-memory export"``).
+        precision: what the network computes in (``"bf16"`` only for OpenVINO's
+            bf16; the outputs are float32 either way).
+        onnx: the ONNX file's bytes for a network loaded from one (so that
+            ``engine="openvino"`` can compile it), else ``None``.
     """
 
     anchor_generator: AnchorGenerator  # set by RetinaNet.__init__ (a submodule: nn.Module would type it Tensor | Module)
@@ -206,6 +228,8 @@ class ExportedRetinaNet(RetinaNet):
         detections_per_img: int,
         topk_candidates: int,
         source: str = "in-memory export",
+        precision: str = "fp32",
+        onnx: bytes | None = None,
     ) -> None:
         super().__init__(
             _NoBackbone(), num_classes, anchor_generator=anchor_generator, head=nn.Identity(),
@@ -216,6 +240,8 @@ class ExportedRetinaNet(RetinaNet):
         self.num_classes = num_classes
         self.engine = engine
         self.source = source
+        self.precision = precision
+        self.onnx = onnx
         if isinstance(network, nn.Module):
             self.network = network  # a submodule: moves with .to(device)
         else:
@@ -223,13 +249,18 @@ class ExportedRetinaNet(RetinaNet):
         self.eval()
 
     @classmethod
-    def view_of(cls, model: RetinaNet, network: Any, engine: str = "onnxruntime") -> ExportedRetinaNet:
+    def view_of(
+        cls, model: RetinaNet, network: Any, engine: str = "onnxruntime", precision: str = "fp32"
+    ) -> ExportedRetinaNet:
         """A view of the torch ``model`` with ``network`` in place of its own (shares transform and anchors)."""
+        num_classes = model.num_classes if isinstance(model, ExportedRetinaNet) else model.head.classification_head.num_classes
         return cls(
             network, engine, model.transform, model.anchor_generator,
-            num_classes=int(model.head.classification_head.num_classes),
+            num_classes=int(num_classes),
             score_thresh=float(model.score_thresh), nms_thresh=float(model.nms_thresh),
             detections_per_img=int(model.detections_per_img), topk_candidates=int(model.topk_candidates),
+            source=model.source if isinstance(model, ExportedRetinaNet) else "in-memory export",
+            precision=precision,
         )
 
     def run_network(self, images: Tensor) -> Sequence[Tensor]:
@@ -238,9 +269,18 @@ class ExportedRetinaNet(RetinaNet):
         return (self._engine_network if network is None else network)(images)
 
     def check(self, engine: str, precision: str, device: torch.device) -> ExportedRetinaNet:
-        """This model, after checking it can run with these settings (TorchScript moves to ``device``)."""
+        """This model, after checking it can run with these settings (TorchScript moves to ``device``).
+
+        For ``engine="openvino"`` on a model loaded from an ONNX file: a view
+        that runs the file's network in OpenVINO at ``precision``.
+        """
         if engine not in ENGINES:
             raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {list(ENGINES)}.")
+        if engine == "openvino" and self.onnx is not None:
+            resolve_engine(engine, device, precision)
+            onnx = self.onnx
+            network = _kept(("openvino", precision, f"{self.source}#{hash(onnx)}"), lambda: OpenVinoNetwork(onnx, precision))
+            return ExportedRetinaNet.view_of(self, network, engine="openvino", precision=precision)
         if engine not in ("auto", self.engine):
             other = "TorchScript" if self.engine == "torch" else "ONNX"
             raise InvalidInputError(
@@ -292,49 +332,6 @@ def _flatten(level: Tensor, k: int) -> Tensor:
 # --------------------------------------------------------------------------- onnxruntime
 
 
-class OnnxRuntimeNetwork:
-    """An ONNX network (as written by :func:`deepforest_lite.export.onnx_bytes`) in an onnxruntime CPU session.
-
-    Args:
-        model: the ONNX model's bytes or file path.
-        threads: intra-op threads (default: ``torch.get_num_threads()``, so
-            ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` apply to both engines).
-        optimization: graph optimisation level, ``"disable"``, ``"basic"``,
-            ``"extended"`` or ``"all"`` (default :data:`ORT_OPTIMIZATION`).
-
-    ``network(images: FloatTensor[B, 3, H, W])`` returns the output maps as CPU tensors.
-    """
-
-    def __init__(self, model: bytes | str | os.PathLike, threads: int | None = None, optimization: str | None = None) -> None:
-        import onnxruntime as ort
-
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        optimization = optimization or ORT_OPTIMIZATION
-        if optimization not in levels:
-            raise InvalidInputError(f"Unknown optimisation level {optimization!r}; choose one of {list(levels)}.")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = levels[optimization]
-        options.log_severity_level = 3  # errors only
-        source = model if isinstance(model, bytes) else os.fspath(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.threads = options.intra_op_num_threads
-        self.optimization = optimization
-
-    def __call__(self, images: Tensor) -> list[Tensor]:
-        """Run the ONNX session on a (B, 3, H, W) float batch; the network's outputs as CPU tensors."""
-        array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return [torch.from_numpy(out) for out in self.session.run(None, {self.input_name: array})]
-
-
 def cache_dir() -> Path | None:
     """Folder of the on-disk ONNX cache (``$DEEPFOREST_LITE_CACHE/onnx``), or ``None`` when disabled."""
     root = os.environ.get("DEEPFOREST_LITE_CACHE")
@@ -352,35 +349,59 @@ def onnxruntime_network(model: RetinaNet, progress: bool = False) -> OnnxRuntime
     A new export shows a one-line progress bar on stderr when ``progress`` is
     true (and is logged on the ``deepforest_lite`` logger either way).
     """
-    key = _weights_hash(model)
+    network: OnnxRuntimeNetwork = _cached_network(model, "onnxruntime", "fp32", OnnxRuntimeNetwork, progress)
+    return network
+
+
+def openvino_network(model: RetinaNet, precision: str = "fp32", progress: bool = False) -> OpenVinoNetwork:
+    """The OpenVINO network of the torch ``model``'s current weights at ``precision`` (``"fp32"``, ``"bf16"``).
+
+    Compiled from the same ONNX export (and disk cache) as :func:`onnxruntime_network`.
+    """
+    network: OpenVinoNetwork = _cached_network(
+        model, "openvino", precision, lambda source: OpenVinoNetwork(source, precision), progress
+    )
+    return network
+
+
+def _cached_network(model: RetinaNet, engine: str, precision: str, build: Callable[[Any], Any], progress: bool) -> Any:
+    """``build(ONNX file or bytes)`` for ``model``'s weights, kept in memory per (engine, precision, weights)."""
+    weights = _weights_hash(model)
+
+    def make() -> Any:
+        folder = cache_dir()
+        cached = folder / f"{weights[:32]}.onnx" if folder is not None else None
+        if cached is not None and cached.is_file():
+            try:
+                return build(cached)
+            except Exception:  # noqa: BLE001  a corrupt or foreign file: export again below
+                pass
+        return build(_export(model, cached, progress, engine))
+
+    return _kept((engine, precision, weights), make)
+
+
+def _kept(key: tuple[str, str, str], make: Callable[[], Any]) -> Any:
+    """The network kept in memory under ``key``, or ``make()``'s, kept (the last few used)."""
     network = _SESSIONS.get(key)
-    if network is not None:
-        _SESSIONS.move_to_end(key)
-        return network
-    folder = cache_dir()
-    cached = folder / f"{key[:32]}.onnx" if folder is not None else None
-    if cached is not None and cached.is_file():
-        try:
-            network = OnnxRuntimeNetwork(cached)
-        except Exception:  # noqa: BLE001  a corrupt or foreign file: export again below
-            network = None
     if network is None:
-        network = OnnxRuntimeNetwork(_export(model, cached, progress))
+        network = make()
     _SESSIONS[key] = network
+    _SESSIONS.move_to_end(key)
     while len(_SESSIONS) > _MAX_SESSIONS:
         _SESSIONS.popitem(last=False)
     return network
 
 
-def _export(model: RetinaNet, cached: Path | None, progress: bool) -> bytes:
+def _export(model: RetinaNet, cached: Path | None, progress: bool, engine: str = "onnxruntime") -> bytes:
     from tqdm.auto import tqdm
 
     from .export import onnx_bytes
     from .files import atomic_write
 
     where = f"cached as {cached}" if cached is not None else "not cached on disk"
-    _LOG.info("exporting the network to ONNX for onnxruntime (once per process; %s)", where)
-    desc = f"exporting the network to ONNX for onnxruntime, once ({where})"
+    _LOG.info("exporting the network to ONNX for %s (once per process; %s)", engine, where)
+    desc = f"exporting the network to ONNX for {engine}, once ({where})"
     with tqdm(total=1, desc=desc, file=sys.stderr, disable=not progress, bar_format="{desc}: {elapsed}") as bar:
         data = onnx_bytes(model)
         bar.update(1)

@@ -264,6 +264,7 @@ def network_from_exported(path: Path, labels: Sequence[str] | None, device: str 
         num_classes=len(exported.label_map), score_thresh=config.score_threshold,
         nms_thresh=config.nms_threshold, detections_per_img=config.detections_per_image,
         topk_candidates=config.topk_candidates, source=str(path),
+        onnx=exported.payload if exported.format == "onnx" else None,
     )
     metadata = {k: v for k, v in exported.metadata.items() if k not in ("labels", "model")}
     metadata["source"] = str(path)

@@ -50,12 +50,12 @@ def run_model(
     model: nn.Module, images: Sequence[Tensor], precision: str = "fp32"
 ) -> list[dict[str, Tensor]]:
     """Forward a batch of ``3 x H x W`` float images in eval mode; returns torchvision detections."""
-    from .engines import model_device
+    from .engines import ExportedRetinaNet, model_device
 
     model.eval()
     device = model_device(model)
     batch = [img.to(device, non_blocking=True) for img in images]
-    if precision == "fp32":
+    if precision == "fp32" or isinstance(model, ExportedRetinaNet):  # an engine's network sets its own precision
         return model(batch)
     # The network runs in bfloat16 / float16; box decoding and NMS get float32 head outputs, so
     # coordinates keep full precision (bfloat16 rounds 300 px to steps of 2 px).
@@ -89,8 +89,8 @@ def predict_image(
         image_path: the ``image_path`` value of the rows; defaults to the file's
             base name (as DeepForest writes it), or empty for arrays.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 on CUDA only).
-        engine: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, on the device the
-            weights are on (see :mod:`deepforest_lite.engines`).
+        engine: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``, on the
+            device the weights are on (see :mod:`deepforest_lite.engines`).
         gsd: the image's GSD in metres per pixel (overrides the one a
             georeferenced file's transform gives; arrays have none otherwise).
         rescale: resample the whole image to ``model_gsd`` first when both

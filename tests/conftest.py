@@ -335,3 +335,54 @@ def planted_images(tmp_path):
         return folder, write_planted_images(folder, **kwargs)
 
     return make
+
+
+# --------------------------------------------------------------------------- engines compared box for box
+
+from deepforest_lite.boxes import pairwise_iou  # noqa: E402
+
+BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled tree-lite model on the CPU."""
+    import deepforest_lite as dfl
+
+    return dfl.load_model(None, device="cpu")
+
+
+@pytest.fixture
+def engine_cache(tmp_path_factory, monkeypatch):
+    """An ONNX cache of the test session (``DEEPFOREST_LITE_CACHE``), not the user's."""
+    monkeypatch.setenv("DEEPFOREST_LITE_CACHE", str(tmp_path_factory.getbasetemp() / "engine_cache"))
+
+
+def assert_same_boxes(a: Any, b: Any, near_ties: float = 0.0) -> None:
+    """Box for box: each box of ``a`` has its own partner in ``b`` with IoU >= 0.999 (zero-area boxes:
+    corners within 0.01 px), the same label and a score within 1e-4. Pairs are found by best IoU, as
+    boxes whose scores tie within float noise may come in either order.
+
+    ``near_ties``: the fraction of boxes allowed to differ. Only for a merge over a thousand boxes whose
+    scores tie to 1e-4 (a random network's saturated scores), where float noise of 1e-6 between the
+    engines flips which of two tied boxes survives; everything else must agree box for box.
+    """
+    allowed = int(near_ties * len(a))
+    assert abs(len(a) - len(b)) <= allowed and len(a) > 0
+    ca, cb = a[BOX_COLUMNS].to_numpy(np.float64), b[BOX_COLUMNS].to_numpy(np.float64)
+    ious = pairwise_iou(ca, cb)
+    same_corners = np.abs(ca[:, None, :] - cb[None, :, :]).max(axis=2) < 0.01
+    ious = np.where(same_corners, 1.0, ious)
+    partner = ious.argmax(axis=1)
+    matched = ious[np.arange(len(a)), partner] >= 0.999
+    matched &= a["label"].to_numpy() == b["label"].to_numpy()[partner]
+    matched &= np.abs(a["score"].to_numpy() - b["score"].to_numpy()[partner]) <= 1e-4
+    assert (~matched).sum() <= allowed, f"{(~matched).sum()} of {len(a)} boxes differ"
+    assert len(set(partner[matched].tolist())) == matched.sum(), "two boxes share one partner"
+
+
+@pytest.fixture(scope="session")
+def deepforest_resnet50(tmp_path_factory):
+    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights that finds many boxes;
+    the one ``benchmarks/engine_settings.py --model deepforest-r50`` measures."""
+    return import_benchmark("engine_settings").deepforest_r50_folder(tmp_path_factory.mktemp("deepforest_r50"))

@@ -84,14 +84,14 @@ def _check_settings(out: dict, settings: list[str], boxes: int) -> None:
     assert list(out["settings"]) == settings
     for name, setting in out["settings"].items():
         assert len(setting["windows_per_s"]) == out["rounds"], name
-        # folding batch norm, batching and onnxruntime keep torch's boxes, box for box
+        # folding batch norm, batching, onnxruntime and OpenVINO at fp32 keep torch's boxes, box for box
         assert setting["identical"] and setting["boxes"] == boxes, name
         assert setting["matched_fraction"] == 1.0, name
 
 
 def test_engine_settings_benchmark_checks_boxes_against_torch(tmp_path):
     boxes, windows = _recorded_engine_settings_boxes()["bundled"]  # run A: 400 px windows of the 2,000 px raster
-    settings = ["torch-b1", "torch-fold-b1", "ort-b2"]
+    settings = ["torch-b1", "torch-fold-b1", "ort-b2", "openvino-f32-b1"]
     out = _run("engine_settings.py", "--model", "bundled", "--windows", str(windows), "--rounds", "1",
                "--settings", ",".join(settings), "--cache-dir", str(tmp_path), cwd=tmp_path)
     assert out["windows"] == windows and out["rounds"] == 1 and out["patch_size"] == 400

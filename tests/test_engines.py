@@ -10,58 +10,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import import_benchmark
+from conftest import assert_same_boxes
 
 import deepforest_lite as dfl
-from deepforest_lite.boxes import pairwise_iou
 from deepforest_lite.cli import main
 from deepforest_lite.engines import ExportedRetinaNet, resolve_engine
 
-COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DEEPFOREST_LITE_CACHE", str(tmp_path_factory.getbasetemp() / "engine_cache"))
-
-
-def assert_same_boxes(a: pd.DataFrame, b: pd.DataFrame, near_ties: float = 0.0) -> None:
-    """Box for box: each box of ``a`` has its own partner in ``b`` with IoU >= 0.999 (zero-area boxes:
-    corners within 0.01 px), the same label and a score within 1e-4. Pairs are found by best IoU, as
-    boxes whose scores tie within float noise may come in either order.
-
-    ``near_ties``: the fraction of boxes allowed to differ. Only for a merge over a thousand boxes whose
-    scores tie to 1e-4 (a random network's saturated scores), where float noise of 1e-6 between the
-    engines flips which of two tied boxes survives; everything else must agree box for box.
-    """
-    allowed = int(near_ties * len(a))
-    assert abs(len(a) - len(b)) <= allowed and len(a) > 0
-    ca, cb = a[COLUMNS].to_numpy(np.float64), b[COLUMNS].to_numpy(np.float64)
-    ious = pairwise_iou(ca, cb)
-    same_corners = np.abs(ca[:, None, :] - cb[None, :, :]).max(axis=2) < 0.01
-    ious = np.where(same_corners, 1.0, ious)
-    partner = ious.argmax(axis=1)
-    matched = ious[np.arange(len(a)), partner] >= 0.999
-    matched &= a["label"].to_numpy() == b["label"].to_numpy()[partner]
-    matched &= np.abs(a["score"].to_numpy() - b["score"].to_numpy()[partner]) <= 1e-4
-    assert (~matched).sum() <= allowed, f"{(~matched).sum()} of {len(a)} boxes differ"
-    assert len(set(partner[matched].tolist())) == matched.sum(), "two boxes share one partner"
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    return dfl.load_model(None, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def deepforest_resnet50(tmp_path_factory):
-    """A DeepForest-layout (Hugging Face folder) ResNet-50 RetinaNet with random weights that finds many boxes;
-    the one ``benchmarks/engine_settings.py --model deepforest-r50`` measures."""
-    return import_benchmark("engine_settings").deepforest_r50_folder(tmp_path_factory.mktemp("deepforest_r50"))
+pytestmark = pytest.mark.usefixtures("engine_cache")
 
 
 def test_bundled_model_same_boxes_predict_image_and_tile(bundled):
@@ -131,7 +89,7 @@ def test_auto_engine_choice_and_errors(tiny_detector, tmp_path):
     assert resolve_engine("auto", torch.device("cuda"), "fp32") == "torch"
     with pytest.raises(dfl.InvalidInputError, match="engine"):
         dfl.PredictConfig(engine="tensorrt")
-    with pytest.raises(dfl.InvalidInputError, match="torch engine only"):
+    with pytest.raises(dfl.InvalidInputError, match=r"runs at precision \['fp32'\], not 'bf16'"):
         dfl.PredictConfig(engine="onnxruntime", precision="bf16")
     det = tiny_detector()
     loaded = dfl.load_model(det.export(tmp_path / "m.onnx"))

@@ -137,8 +137,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--engine", choices=ENGINES, default=defaults.engine,
-        help="what runs the network: auto (onnxruntime on the CPU in fp32, torch otherwise), torch or "
-        f"onnxruntime; boxes are decoded and merged the same way on each (default {defaults.engine})",
+        help="what runs the network: auto (onnxruntime on the CPU in fp32, torch otherwise), torch, "
+        "onnxruntime, or openvino (CPU, fp32 or bf16; pip install deepforest_lite[openvino]); boxes are "
+        f"decoded and merged the same way on each (default {defaults.engine})",
     )
     parser.add_argument(
         "--bands", type=_bands, metavar="R,G,B",
