@@ -42,6 +42,8 @@ ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
 
 #: prediction precisions: float32, or the network under bfloat16 / float16 autocast (float16 on CUDA only)
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+#: the precisions each engine runs at (``"auto"`` and ``"torch"``: all of them)
+ENGINE_PRECISIONS: dict[str, tuple[str, ...]] = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
 
 GROUPS = 32  # GroupNorm groups in the heads with head_norm="group"
 
@@ -234,7 +236,7 @@ class PredictConfig:
             )
         if self.engine not in ENGINES:
             raise InvalidInputError(f"Unknown engine {self.engine!r}; choose one of {list(ENGINES)}.")
-        engine_precisions = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}.get(self.engine, PRECISIONS)
+        engine_precisions = ENGINE_PRECISIONS.get(self.engine, PRECISIONS)
         if self.precision not in engine_precisions:
             raise InvalidInputError(
                 f"engine={self.engine!r} runs at precision {list(engine_precisions)}, not {self.precision!r}; "

@@ -53,7 +53,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNet
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from .config import ENGINES
+from .config import ENGINE_PRECISIONS, ENGINES
 from .errors import InvalidInputError
 from .runtimes import (
     OnnxRuntimeNetwork,
@@ -107,7 +107,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str = "fp32") -
     if engine == "auto":
         fast = device.type == "cpu" and precision == "fp32" and onnxruntime_available()
         return "onnxruntime" if fast else "torch"
-    precisions = ("fp32", "bf16") if engine == "openvino" else ("fp32",)
+    precisions = ENGINE_PRECISIONS[engine]
     if precision not in precisions:
         raise InvalidInputError(
             f"engine={engine!r} runs at precision {list(precisions)}, not {precision!r}; "
@@ -329,7 +329,7 @@ def _flatten(level: Tensor, k: int) -> Tensor:
     return level.view(n, -1, k, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, k)
 
 
-# --------------------------------------------------------------------------- onnxruntime
+# --------------------------------------------------------------------------- exported networks, kept
 
 
 def cache_dir() -> Path | None:
