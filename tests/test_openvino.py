@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import BOX_COLUMNS, assert_same_boxes
+from conftest import assert_same_boxes
 
 import deepforest_lite as dfl
 from deepforest_lite import engines
-from deepforest_lite.boxes import pairwise_iou
 from deepforest_lite.cli import main
 from deepforest_lite.engines import ExportedRetinaNet, resolve_engine
 
@@ -26,19 +25,9 @@ pytestmark = pytest.mark.usefixtures("engine_cache")
 
 
 def matched_fraction(reference: pd.DataFrame, other: pd.DataFrame) -> float:
-    """Share of ``reference`` boxes with a same-label box of ``other`` at IoU >= 0.5 (one to one, greedy by IoU)."""
-    ious = pairwise_iou(reference[BOX_COLUMNS].to_numpy(np.float64), other[BOX_COLUMNS].to_numpy(np.float64))
-    ious = np.where(reference["label"].to_numpy()[:, None] == other["label"].to_numpy()[None, :], ious, 0.0)
-    matched, used = 0, set()
-    for i in np.argsort(-ious.max(axis=1)):
-        for j in np.argsort(-ious[i]):
-            if ious[i, j] < 0.5:
-                break
-            if j not in used:
-                used.add(int(j))
-                matched += 1
-                break
-    return matched / len(reference)
+    """Share of ``reference`` boxes with a partner in ``other`` at IoU > 0.5 (the package's one-to-one matching;
+    the bundled model has one label, so labels need no check)."""
+    return float(dfl.evaluate_boxes(other, reference, iou_threshold=0.5).recall)
 
 
 def test_fp32_same_boxes_as_torch_predict_image_and_tile(bundled):
