@@ -36,6 +36,9 @@ With ``crop_size``, every pipeline starts with a random ``crop_size`` x
 train in patches. A user's own ``albumentations.Compose`` is accepted when it
 was built with ``bbox_params`` in ``pascal_voc`` format and label field
 ``labels`` (see :func:`bbox_params`).
+
+Pipelines are seeded from torch's seed (:func:`seed_from_torch`) when they first run in a
+process, so ``fit(seed=...)`` augments the same way on every run.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ import numpy as np  # noqa: E402
 from .checks import check_range  # noqa: E402
 from .errors import InvalidInputError  # noqa: E402
 
-__all__ = ["PRESETS", "MULTISCALE_RANGE", "bbox_params", "build_augmentation", "apply_augmentation", "random_rescale"]
+__all__ = ["PRESETS", "MULTISCALE_RANGE", "bbox_params", "build_augmentation", "apply_augmentation", "random_rescale",
+           "seed_from_torch"]
 
 PRESETS: tuple[str, ...] = ("none", "flip", "default", "strong", "robust", "multiscale")
 #: zoom range of the ``"robust"`` and ``"multiscale"`` presets (object size x0.5 to x2)
@@ -157,10 +161,39 @@ def build_augmentation(
     return A.Compose(steps or [A.NoOp()], bbox_params=bbox_params(min_box_size))
 
 
+def seed_from_torch(pipeline: A.Compose) -> None:
+    """Seed ``pipeline``'s own random state from torch's seed of this process, once per process and seed.
+
+    albumentations keeps a random state of its own that no global seed reaches, so a
+    training run seeded with ``seed`` would otherwise augment differently every time.
+    The seed is :func:`torch.initial_seed`: the run's seed in the main process, a distinct
+    seed per DataLoader worker (torch gives each worker ``base_seed + worker_id``, drawn
+    from the seeded main process). A pipeline built with its own ``seed`` is left alone.
+    """
+    if not hasattr(pipeline, "set_random_seed"):  # older albumentations draw from the seeded globals
+        return
+    import torch  # here, not at the top: this module stays importable without torch
+
+    key = (os.getpid(), torch.initial_seed())
+    marker = getattr(pipeline, "_deepforest_lite_seed", None)
+    if marker == "own" or marker == key:
+        return
+    if marker is None and getattr(pipeline, "seed", None) is not None:
+        pipeline._deepforest_lite_seed = "own"  # type: ignore[attr-defined]
+        return
+    pipeline.set_random_seed(key[1] % 2**32)
+    pipeline._deepforest_lite_seed = key  # type: ignore[attr-defined]
+
+
 def apply_augmentation(
     pipeline: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``pipeline``; returns ``(image H' x W' x 3 uint8, boxes [M, 4] float32, labels [M] int64)``."""
+    """Run ``pipeline``; returns ``(image H' x W' x 3 uint8, boxes [M, 4] float32, labels [M] int64)``.
+
+    The pipeline's random state is seeded from torch's first (:func:`seed_from_torch`), so a
+    seeded run augments the same way every time.
+    """
+    seed_from_torch(pipeline)
     out = pipeline(image=image, bboxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels=list(labels))
     kept = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
     return out["image"], kept, np.asarray(out["labels"], dtype=np.int64).reshape(-1)

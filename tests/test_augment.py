@@ -106,3 +106,44 @@ def test_bad_scale_range_is_refused(bad):
         build_augmentation("default", scale_range=bad)
     with pytest.raises(dfl.InvalidInputError, match="scale_p must"):
         build_augmentation("default", scale_range=(0.5, 2), scale_p=1.5)
+
+
+def _augmented(pipeline, image, n=6):
+    boxes = np.array([[10, 10, 40, 30]], np.float32)
+    return [apply_augmentation(pipeline, image, boxes, [0]) for _ in range(n)]
+
+
+def _same(a, b):
+    return all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+
+
+def test_a_seeded_run_augments_the_same_way_every_time():
+    # albumentations keeps its own random state; without seeding it from torch's seed two runs
+    # with the same seed would train on different augmentations
+    import torch
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    torch.manual_seed(3)
+    first = _augmented(build_augmentation("robust"), image)
+    torch.manual_seed(3)
+    again = _augmented(build_augmentation("robust"), image)
+    torch.manual_seed(4)
+    other = _augmented(build_augmentation("robust"), image)
+    assert _same(first, again)
+    assert not _same(first, other)
+    assert not all(np.array_equal(first[0][0], x[0]) for x in first[1:])  # the stream advances within a run
+
+
+def test_a_pipeline_with_its_own_seed_keeps_it():
+    import torch
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+
+    def own():
+        return A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=0.5)], bbox_params=bbox_params(), seed=7)
+
+    torch.manual_seed(1)
+    a = _augmented(own(), image)
+    torch.manual_seed(2)
+    b = _augmented(own(), image)
+    assert _same(a, b)
