@@ -7,7 +7,7 @@ Each variant is ``scripts/train_default_model.py`` with one change to the shippe
 (``deepforest_lite/configs/tree-lite.yaml``), trained for ``--epochs`` epochs (the same for every
 row, far fewer than the shipped model's 60, so the table compares recipes, not final accuracy) in
 ``runs/ablation/<variant>-<epochs>ep/`` (continued with ``--resume`` when a run folder exists), then scored
-like ``benchmarks/accuracy.py``: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
+like ``benchmarks/heldout.py`` does: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
 at score 0.05, the threshold of best pooled F1 on all three chosen from them, then per-site pooled
 F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant and schedule already in
 ``results.json`` is not run again. Prints one JSON line per variant and writes ``runs/ablation/results.json``.
@@ -24,17 +24,15 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import deepforest_lite as dfl  # noqa: E402
+from heldout import score  # noqa: E402  (benchmarks/heldout.py)
 
 #: variant -> (config overrides, extra arguments of scripts/train_default_model.py)
 VARIANTS: dict[str, tuple[dict, list[str]]] = {
@@ -43,7 +41,6 @@ VARIANTS: dict[str, tuple[dict, list[str]]] = {
     "no-clahe": ({"augment": "multiscale"}, []),
     "no-sparse": ({}, ["--exclude-sites", "DEJU,BLAN,HEAL"]),
 }
-SITES = ("MLBS", "NIWO", "CLBJ")
 
 
 def config_for(overrides: dict, path: Path) -> Path:
@@ -56,39 +53,6 @@ def config_for(overrides: dict, path: Path) -> Path:
             settings[key] = value
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path
-
-
-def pooled(predictions: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict[str, float]:
-    """Pooled P / R / F1 at IoU 0.4 of the predictions scoring at least ``threshold``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s = dfl.evaluate_boxes(predictions[predictions["score"] >= threshold], truth, iou_threshold=0.4)
-    return {"precision": round(float(s.precision), 3), "recall": round(float(s.recall), 3), "f1": round(float(s.f1), 3)}
-
-
-def predict(det: dfl.Detector, truth: pd.DataFrame) -> pd.DataFrame:
-    tables = [det.predict_tile(p, image_path=p, progress=False) for p in truth["image_path"].unique()]
-    return pd.concat(tables, ignore_index=True)
-
-
-def score(model: Path, work: Path) -> dict:
-    """Held-out per-site and pooled F1 at the best held-out threshold, and ``OSBS_029`` at it."""
-    det = dfl.load_model(model, device="cpu")
-    det.score_threshold = 0.05
-    held = dfl.read_annotations(work / "holdout.csv")
-    predictions = predict(det, held)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        threshold = float(dfl.best_threshold(dfl.threshold_sweep(predictions, held, iou_threshold=0.4)))
-    result: dict = {"threshold": round(threshold, 3), "holdout": pooled(predictions, held, threshold)}
-    for site in SITES:
-        truth = dfl.read_annotations(work / f"holdout_{site}.csv")
-        on_site = predictions["image_path"].isin(set(truth["image_path"]))
-        result[site] = pooled(predictions[on_site], truth, threshold)
-    osbs = dfl.read_annotations(REPO / "sample_data" / "OSBS_029.csv")
-    osbs["image_path"] = [str(REPO / "sample_data" / p) for p in osbs["image_path"]]
-    result["OSBS_029"] = pooled(predict(det, osbs), osbs, threshold)
-    return result
 
 
 def main() -> None:

@@ -106,3 +106,49 @@ def test_engine_settings_benchmark_deepforest_r50_boxes(tmp_path):
                "--rounds", "0", "--settings", ",".join(settings), "--cache-dir", str(tmp_path), cwd=tmp_path)
     assert out["windows"] == windows and out["rounds"] == 0
     _check_settings(out, settings, boxes)
+
+
+def test_nms_sweep_scores_the_model_at_each_nms_threshold(tmp_path):
+    # three "held-out sites", each one copy of OSBS_029: every row must be the bundled model's own
+    # boxes at that NMS IoU and the row's chosen score threshold
+    import shutil
+
+    import pandas as pd
+
+    import deepforest_lite as dfl
+
+    truth = dfl.read_annotations(REPO / "sample_data" / "OSBS_029.csv")
+    tables = []
+    for site in ("MLBS", "NIWO", "CLBJ"):
+        image = tmp_path / f"{site}_001.tif"
+        shutil.copy(REPO / "sample_data" / "OSBS_029.tif", image)
+        table = truth.assign(image_path=str(image))
+        table.to_csv(tmp_path / f"holdout_{site}.csv", index=False)
+        tables.append(table)
+    pd.concat(tables).to_csv(tmp_path / "holdout.csv", index=False)
+
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "nms_sweep.py"), "--work-dir", str(tmp_path),
+                             "--nms", "0.05,0.5"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    *rows, best = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert [r["nms_threshold"] for r in rows] == [0.05, 0.5]
+    det = dfl.load_model(device="cpu")
+    for row in rows:
+        det.nms_threshold, det.score_threshold = row["nms_threshold"], row["threshold"]
+        boxes = det.predict_tile(REPO / "sample_data" / "OSBS_029.tif", progress=False)
+        assert row["predicted"] == 3 * len(boxes) > 0
+        scores = dfl.evaluate_boxes(boxes, truth, iou_threshold=0.4)
+        for entry in ("holdout", "MLBS", "NIWO", "CLBJ", "OSBS_029"):
+            assert row[entry]["f1"] == pytest.approx(float(scores.f1), abs=0.0006), entry
+    assert rows[0]["predicted"] != rows[1]["predicted"]  # the NMS threshold was applied
+    top = max(rows, key=lambda r: r["holdout"]["f1"])
+    assert best == {"best_nms_threshold": top["nms_threshold"], "threshold": top["threshold"],
+                    "holdout_f1": top["holdout"]["f1"]}
+
+
+@pytest.mark.parametrize("bad", ["0", "0.1,x", "1.5"])
+def test_nms_sweep_refuses_bad_values_in_one_line(tmp_path, bad):
+    (tmp_path / "holdout.csv").write_text("image_path,xmin,ymin,xmax,ymax,label\n")
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "nms_sweep.py"), "--work-dir", str(tmp_path),
+                             "--nms", bad], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--nms" in result.stderr and "Traceback" not in result.stderr
