@@ -10,7 +10,8 @@ row, far fewer than the shipped model's 60, so the table compares recipes, not f
 like ``benchmarks/heldout.py`` does: the held-out sites (MLBS, NIWO, CLBJ; never trained on) predicted
 at score 0.05, the threshold of best pooled F1 on all three chosen from them, then per-site pooled
 F1 and ``OSBS_029`` P / R / F1 at that threshold (IoU 0.4). A variant and schedule already in
-``results.json`` is not run again. Prints one JSON line per variant and writes ``runs/ablation/results.json``.
+``results.json`` is not run again, and one whose model file exists is only scored. Prints one
+JSON line per variant and writes ``runs/ablation/results.json``.
 
 Variants: ``baseline`` (the recipe), ``resnet34`` (backbone), ``no-clahe`` (augment
 ``multiscale``: the recipe's flips, colour jitter and 0.5-2x rescale without CLAHE and blur),
@@ -91,7 +92,8 @@ def main() -> None:
                    "--output", str(model), "--epochs", str(args.epochs), *extra]
         if (work / "run" / "checkpoints" / "last.ckpt").is_file():
             command.append("--resume")
-        subprocess.run(command, check=True)
+        if not model.is_file():  # written when training ends: a run whose scoring failed is only scored again
+            subprocess.run(command, check=True)
         results[key] = {"variant": name, "epochs": args.epochs, "overrides": overrides, "arguments": extra,
                         **score(model, work, nms_threshold=args.nms_threshold)}
         if results_file.is_file():  # another invocation may have added variants meanwhile

@@ -4,6 +4,9 @@ A detection is one torchvision detection dict of one image: ``boxes``
 (``FloatTensor[N, 4]``, ``xmin, ymin, xmax, ymax`` in pixels of the image the
 network was given, origin top-left, x = column), ``labels``
 (``Int64Tensor[N]``, class ids) and ``scores`` (``FloatTensor[N]``).
+torchvision clips boxes to the image but keeps those the clip left with no
+width or height (a box beyond the right edge becomes ``[400, y0, 400, y1]``);
+:func:`detection_arrays` drops them, so no table ever holds a box of zero area.
 :func:`detections_to_table` turns one into a box table (:mod:`deepforest_lite.boxes`);
 :class:`WindowBoxes` keeps the detections of many raster windows as small
 numpy arrays (never the windows' tensors) with each window's offset, until
@@ -27,19 +30,34 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .windows import Window
 
-__all__ = ["WindowBoxes", "detections_to_table"]
+__all__ = ["WindowBoxes", "detection_arrays", "detections_to_table"]
+
+
+def detection_arrays(detection: dict[str, Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(boxes [n, 4] float64 xyxy px, class ids [n], scores [n] float64)`` of one detection dict.
+
+    Boxes with ``xmax <= xmin`` or ``ymax <= ymin`` (left so by the clip to the image) are dropped.
+    """
+    boxes = detection["boxes"].detach().float().cpu().numpy().astype(np.float64).reshape(-1, 4)
+    labels = detection["labels"].detach().cpu().numpy().reshape(-1)
+    scores = detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if keep.all():
+        return boxes, labels, scores
+    return boxes[keep], labels[keep], scores[keep]
 
 
 def detections_to_table(
     detection: dict[str, Tensor], label_map: LabelMap, image_path: str | None = None
 ) -> pd.DataFrame:
-    """One torchvision detection dict (``boxes [N, 4]`` xyxy px, ``labels [N]``, ``scores [N]``) -> box table."""
-    boxes = detection["boxes"].detach().float().cpu().numpy()
+    """One torchvision detection dict (``boxes [N, 4]`` xyxy px, ``labels [N]``, ``scores [N]``) -> box table.
+
+    Boxes of zero width or height are dropped (:func:`detection_arrays`).
+    """
+    boxes, ids, scores = detection_arrays(detection)
     if len(boxes) == 0:
         return empty_boxes()
-    labels = label_map.decode(detection["labels"].detach().cpu().numpy())
-    scores = detection["scores"].detach().float().cpu().numpy()
-    return make_boxes(boxes, labels, scores, image_path)
+    return make_boxes(boxes, label_map.decode(ids), scores, image_path)
 
 
 class WindowBoxes:
@@ -65,13 +83,13 @@ class WindowBoxes:
         self.offsets: list[np.ndarray] = []
 
     def add(self, detection: dict[str, Tensor], window: Window) -> None:
-        """Keep one window's detection (nothing when it found no box)."""
-        boxes = detection["boxes"].detach().float().cpu().numpy().reshape(-1, 4)
+        """Keep one window's detection (nothing when it found no box of non-zero area)."""
+        boxes, labels, scores = detection_arrays(detection)
         if len(boxes) == 0:
             return
-        self.boxes.append(boxes.astype(np.float64))
-        self.labels.append(detection["labels"].detach().cpu().numpy().reshape(-1))
-        self.scores.append(detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1))
+        self.boxes.append(boxes)
+        self.labels.append(labels)
+        self.scores.append(scores)
         self.offsets.append(np.tile(np.array([[window.col_off, window.row_off]], np.float64), (len(boxes), 1)))
 
     def restore(self, state: dict[str, Any] | None) -> int:
