@@ -19,9 +19,9 @@ x is the column and y the row; a box covering pixel (row 0, col 0) only is
 ``(0, 0, 1, 1)``. "Nothing found" is an empty table with these columns,
 never ``None``. This module is torch-free.
 
-It is also the one home of box geometry on plain arrays: :func:`pairwise_intersection`,
-:func:`pairwise_iou` (the NumPy twin of ``torchvision.ops.box_iou``), :func:`overlap_groups`
-(connected groups of overlapping boxes) and :func:`validate_boxes`.
+It is also the one home of box geometry on plain arrays: :func:`has_area`,
+:func:`pairwise_intersection`, :func:`pairwise_iou` (the NumPy twin of ``torchvision.ops.box_iou``),
+:func:`overlap_groups` (connected groups of overlapping boxes) and :func:`validate_boxes`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ __all__ = [
     "shift_boxes",
     "clip_boxes",
     "box_areas",
+    "has_area",
     "pairwise_intersection",
     "pairwise_iou",
     "overlap_groups",
@@ -132,8 +133,7 @@ def clip_boxes(table: pd.DataFrame, width: float, height: float) -> pd.DataFrame
     out = table.copy()
     out[["xmin", "xmax"]] = out[["xmin", "xmax"]].clip(0, float(width))
     out[["ymin", "ymax"]] = out[["ymin", "ymax"]].clip(0, float(height))
-    keep = (out["xmax"] > out["xmin"]) & (out["ymax"] > out["ymin"])
-    return out[keep].reset_index(drop=True)
+    return out[has_area(out[BOX_COLUMNS].to_numpy(np.float64))].reset_index(drop=True)
 
 
 def box_areas(table: pd.DataFrame) -> np.ndarray:
@@ -156,6 +156,11 @@ def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]], name: str) -> np.nd
             "pass one row of four pixel coordinates per box."
         )
     return array
+
+
+def has_area(boxes: np.ndarray) -> np.ndarray:
+    """Boolean mask ``[N]``: ``xmax > xmin`` and ``ymax > ymin`` for each box of ``boxes [N, 4]`` (xyxy)."""
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 def _areas(boxes: np.ndarray) -> np.ndarray:

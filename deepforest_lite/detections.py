@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .boxes import empty_boxes, make_boxes
+from .boxes import empty_boxes, has_area, make_boxes
 from .labels import LabelMap
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,9 +41,7 @@ def detection_arrays(detection: dict[str, Tensor]) -> tuple[np.ndarray, np.ndarr
     boxes = detection["boxes"].detach().float().cpu().numpy().astype(np.float64).reshape(-1, 4)
     labels = detection["labels"].detach().cpu().numpy().reshape(-1)
     scores = detection["scores"].detach().float().cpu().numpy().astype(np.float64).reshape(-1)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    if keep.all():
-        return boxes, labels, scores
+    keep = has_area(boxes)
     return boxes[keep], labels[keep], scores[keep]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepforest_lite.boxes import format_box, overlap_groups, pairwise_intersection, pairwise_iou, validate_boxes
+from deepforest_lite.boxes import (
+    format_box,
+    has_area,
+    overlap_groups,
+    pairwise_intersection,
+    pairwise_iou,
+    validate_boxes,
+)
 from deepforest_lite.errors import AnnotationError, DeepForestLiteError, InvalidInputError
 
 
@@ -119,3 +126,8 @@ def test_disjoint_image_paths_warn_as_evaluation_warning():
     with pytest.warns(dfl.EvaluationWarning, match="No image_path of the predictions appears in the ground truth"):
         result = dfl.evaluate_boxes(preds, truth)
     assert (result["precision"], result["true_positive"], result["n_predictions"]) == (0.0, 0, 1)
+
+
+def test_has_area_is_false_for_lines_points_and_inverted_boxes():
+    boxes = np.array([[0, 0, 1, 1], [5, 2, 5, 9], [1, 3, 4, 3], [2, 2, 2, 2], [6, 1, 4, 3], [0.5, 0.5, 0.6, 0.6]])
+    assert has_area(boxes).tolist() == [True, False, False, False, False, True]
